@@ -1,0 +1,229 @@
+"""The catalogue: which documents and chunks are ingested. It is the source of truth;
+the Chroma index is derived from it and can be rebuilt from it at any time."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ragcli.db import connect, transaction
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from ragcli.chunking import Chunk
+    from ragcli.documents import Document
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db["documents"].create(
+        {
+            "path": str,
+            "source": str,
+            "relpath": str,
+            "partition": str,
+            "title": str,
+            "date": str,
+            "date_ts": int,
+            "mtime_ns": int,
+            "size": int,
+            "content_hash": str,
+            "n_chunks": int,
+            "ingested_at": float,
+        },
+        pk="path",
+    )
+    db["chunks"].create(
+        {
+            "id": str,
+            "doc_path": str,
+            "position": int,
+            "text": str,
+            "text_hash": str,
+            "n_tokens": int,
+            "start": int,
+            "end": int,
+        },
+        pk="id",
+        foreign_keys=[("doc_path", "documents", "path")],
+    )
+    db["chunks"].create_index(["doc_path"])
+    db["meta"].create({"key": str, "value": str}, pk="key")
+
+
+MIGRATIONS = [_m001_initial]
+_BATCH = 500  # ids per SELECT … IN (…)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chunk_id(source: str, position: int, hash_: str) -> str:
+    """Deterministic: the same file content always yields the same ids (idempotent upserts)."""
+    return hashlib.sha256(f"{source}\0{position}\0{hash_}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    id: str
+    text: str
+    source: str
+    relpath: str
+    partition: str
+    title: str
+    date: str
+    position: int
+
+
+@dataclass(frozen=True)
+class FileState:
+    mtime_ns: int
+    size: int
+    content_hash: str
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection = connect(path, MIGRATIONS, "catalogue")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- meta ---------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str = "") -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def version(self) -> int:
+        """Bumped by every change to the chunk set; caches and the index key on it."""
+        return int(self.get_meta("version", "0"))
+
+    # -- ingest side --------------------------------------------------------------------
+    def file_states(self) -> dict[str, FileState]:
+        rows = self.conn.execute("SELECT path, mtime_ns, size, content_hash FROM documents")
+        return {p: FileState(m, s, h) for p, m, s, h in rows}
+
+    def touch(self, path: str, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content did not change."""
+        self.conn.execute("UPDATE documents SET mtime_ns = ? WHERE path = ?", (mtime_ns, path))
+
+    def apply(
+        self,
+        replaced: Sequence[tuple[Document, Sequence[Chunk]]],
+        removed: Iterable[str],
+        embedder_id: str,
+    ) -> tuple[list[str], list[str]]:
+        """Replace documents' chunks and drop removed documents in ONE transaction.
+
+        Returns (added chunk ids, deleted chunk ids) so the index can follow.
+        """
+        added: list[str] = []
+        deleted: list[str] = []
+        now = time.time()
+        with transaction(self.conn) as c:
+            for path in removed:
+                deleted += [
+                    r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_path = ?", (path,))
+                ]
+                c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
+                c.execute("DELETE FROM documents WHERE path = ?", (path,))
+            for doc, chunks in replaced:
+                path = str(doc.ref.path)
+                old = {r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_path = ?", (path,))}
+                c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
+                c.execute(
+                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        path,
+                        doc.ref.source,
+                        doc.ref.relpath,
+                        doc.ref.partition,
+                        doc.title,
+                        doc.date,
+                        doc.date_ts,
+                        doc.mtime_ns,
+                        doc.size,
+                        doc.content_hash,
+                        len(chunks),
+                        now,
+                    ),
+                )
+                rows = []
+                for ch in chunks:
+                    h = text_hash(ch.text)
+                    cid = chunk_id(doc.ref.source, ch.position, h)
+                    rows.append((cid, path, ch.position, ch.text, h, ch.n_tokens, ch.start, ch.end))
+                c.executemany("INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?)", rows)
+                new = {r[0] for r in rows}
+                added += [cid for cid in new if cid not in old]
+                deleted += sorted(old - new)
+            if added or deleted:
+                self.set_meta("version", str(self.version + 1))
+            self.set_meta("embedder", embedder_id)
+        return added, deleted
+
+    # -- read side ----------------------------------------------------------------------
+    def chunks(self, ids: Sequence[str]) -> dict[str, ChunkRecord]:
+        out: dict[str, ChunkRecord] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = list(ids[i : i + _BATCH])
+            rows = self.conn.execute(
+                "SELECT c.id, c.text, d.source, d.relpath, d.partition, d.title, d.date, c.position"
+                " FROM chunks c JOIN documents d ON d.path = c.doc_path"
+                f" WHERE c.id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            out.update((r[0], ChunkRecord(*r)) for r in rows)
+        return out
+
+    def chunk_texts(self) -> list[tuple[str, str]]:
+        """(id, text) of every chunk, in id order."""
+        return self.conn.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+
+    def chunk_metadata(self, ids: Sequence[str]) -> list[dict[str, str | int]]:
+        """What the index stores beside each vector, for filtering."""
+        rows: dict[str, dict[str, str | int]] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = list(ids[i : i + _BATCH])
+            for cid, partition, source, date_ts in self.conn.execute(
+                "SELECT c.id, d.partition, d.source, d.date_ts FROM chunks c"
+                " JOIN documents d ON d.path = c.doc_path"
+                f" WHERE c.id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                rows[cid] = {"partition": partition, "source": source, "date_ts": date_ts}
+        return [rows[i] for i in ids]
+
+    def counts(self) -> dict[str, int]:
+        docs = self.conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return {"documents": docs, "chunks": chunks}
+
+    def partitions(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT d.partition, count(c.id) FROM documents d LEFT JOIN chunks c "
+            "ON c.doc_path = d.path GROUP BY d.partition ORDER BY d.partition"
+        )
+        return dict(rows.fetchall())
+
+    def digest(self) -> str:
+        """Hash over sorted chunk ids and their text hashes: equal digests, equal indexes."""
+        h = hashlib.sha256()
+        for cid, th in self.conn.execute("SELECT id, text_hash FROM chunks ORDER BY id"):
+            h.update(f"{cid}:{th}\n".encode())
+        return h.hexdigest()

@@ -1,0 +1,378 @@
+"""The `ragcli` command: parse flags, call the library, render. Nothing heavy is imported here;
+each command imports what it needs, so `ragcli --help` stays fast."""
+
+from __future__ import annotations
+
+import time
+
+_CLI_STARTED_NS = time.perf_counter_ns()
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any  # noqa: E402
+
+import typer  # noqa: E402
+
+from ragcli import __version__  # noqa: E402
+from ragcli.config import Settings, load_settings  # noqa: E402
+from ragcli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, RagcliError  # noqa: E402
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ragcli.ingest import IngestReport
+
+app = typer.Typer(
+    name="ragcli",
+    help="Retrieval-augmented generation from the shell, built for time-to-first-token.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+PartitionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--partition", "-p", help="Search only this partition (repeatable)."),
+]
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _stdout() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"ragcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="Data directory (default: $RAGCLI_HOME or ~/.local/share/ragcli)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Config file (default: ./ragcli.toml).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    ctx.obj = {"data_dir": data_dir, "config": config}
+
+
+def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    obj = ctx.obj or {}
+    return load_settings({"data_dir": obj.get("data_dir"), **overrides}, obj.get("config"))
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# ---------------------------------------------------------------------------------- ingest
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders to ingest.", show_default=False)
+    ],
+    partition: Annotated[
+        str | None,
+        typer.Option(help="Put every file in this partition (default: top folder name)."),
+    ] = None,
+    chunk_tokens: Annotated[int | None, typer.Option(help="Tokens per chunk [200].")] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option(help="Tokens shared by neighbours [40].")
+    ] = None,
+    follow_symlinks: Annotated[bool, typer.Option(help="Follow symbolic links.")] = False,
+    max_file_size: Annotated[int, typer.Option(help="Skip files larger than this (bytes).")] = 20
+    * 1024
+    * 1024,
+    as_json: JsonFlag = False,
+) -> None:
+    """Read documents, chunk them by tokens, embed them (cached) and index them."""
+    from ragcli.embedders import open_embedder
+    from ragcli.ingest import ingest as run_ingest
+
+    settings = _settings(ctx, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
+    err = _stderr()
+    embedder = open_embedder(settings)
+    if as_json or not sys.stderr.isatty():
+        report = _run(
+            run_ingest(paths, settings, embedder, partition, follow_symlinks, max_file_size)
+        )
+    else:
+        report = _ingest_with_progress(
+            paths, settings, embedder, partition, follow_symlinks, max_file_size
+        )
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return
+    for skipped in report.skipped:
+        err.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}", markup=True)
+    _print_ingest_summary(report, settings)
+
+
+def _ingest_with_progress(*args: Any) -> IngestReport:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from ragcli.ingest import ingest as run_ingest
+
+    columns = (
+        TextColumn("{task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=_stderr(), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        return _run(run_ingest(*args, progress=progress))
+
+
+def _print_ingest_summary(r: IngestReport, settings: Settings) -> None:
+    print(
+        f"{r.files} files: {r.new} new, {r.changed} changed, {r.unchanged} unchanged, "
+        f"{r.removed} removed, {len(r.skipped)} skipped"
+    )
+    print(
+        f"{r.chunks} chunks in the index (+{r.chunks_added} -{r.chunks_deleted}); "
+        f"{r.embedded} chunks embedded, {r.cache_hits} from cache; "
+        f"index version {r.index_version}; {r.seconds:.2f} s"
+    )
+    print(f"data directory: {settings.data_dir}")
+
+
+# ----------------------------------------------------------------------------------- index
+@app.command()
+def index(
+    ctx: typer.Context,
+    m: Annotated[int | None, typer.Option("--m", help="HNSW M: links per node [16].")] = None,
+    ef_construction: Annotated[
+        int | None, typer.Option(help="HNSW build beam width [128].")
+    ] = None,
+    ef_search: Annotated[int | None, typer.Option(help="HNSW query beam width [64].")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
+    recall_queries: Annotated[
+        int, typer.Option(help="Queries for the recall@10 check (0: skip).")
+    ] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build or tune the HNSW index; report its size, build time and recall@10 vs exact search."""
+    from ragcli.tuning import tune_index
+
+    settings = _settings(
+        ctx, hnsw_m=m, hnsw_ef_construction=ef_construction, hnsw_ef_search=ef_search
+    )
+    flags = {"m": m, "ef_construction": ef_construction, "ef_search": ef_search}
+    result = _run(
+        tune_index(
+            settings, {k: v for k, v in flags.items() if v is not None}, rebuild, recall_queries
+        )
+    )
+    if as_json:
+        print(json.dumps(result))
+        return
+    p, r = result["params"], result
+    action = "rebuilt" if r["rebuilt"] else "kept"
+    print(
+        f"index {action}: {r['vectors']} vectors, M={p['m']} "
+        f"ef_construction={p['ef_construction']} ef_search={p['ef_search']}"
+    )
+    print(f"size on disk: {r['disk_bytes'] / 1e6:.1f} MB; build time: {r['build_seconds']:.2f} s")
+    if r["recall_at_10"] is not None:
+        print(f"recall@10 vs exact search: {r['recall_at_10']:.3f} ({r['recall_queries']} queries)")
+
+
+# ------------------------------------------------------------------------------------- ask
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question.", show_default=False)],
+    k: Annotated[int | None, typer.Option("--k", "-k", help="Chunks to retrieve [5].")] = None,
+    partition: PartitionOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer a question from the index, streaming the answer, then list the sources."""
+    from ragcli.pipeline import DoneEvent, Pipeline, Query, SourcesEvent, TokenEvent
+
+    settings = _settings(ctx, k=k)
+    pipeline = Pipeline(settings)
+    query = Query(question, k, tuple(partition or ()))
+
+    async def go() -> dict[str, Any]:
+        sources: list[Any] = []
+        done: DoneEvent | None = None
+        label = getattr(pipeline.generator, "label", "")
+        try:
+            async for event in pipeline.ask(query):
+                if isinstance(event, SourcesEvent):
+                    sources = event.sources
+                    if label and not as_json:
+                        _stderr().print(f"[dim]{label}[/]")
+                elif isinstance(event, TokenEvent) and not as_json:
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif isinstance(event, DoneEvent):
+                    done = event
+        finally:
+            pipeline.close()
+        assert done is not None
+        return {"done": done, "sources": sources}
+
+    out = _run(go())
+    done, sources = out["done"], out["sources"]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "question": question,
+                    "answer": done.answer,
+                    "generator": done.generator,
+                    "sources": [_source_dict(s) for s in sources],
+                    "ttft_ms": round((done.first_token_ns - done.started_ns) / 1e6, 3),
+                }
+            )
+        )
+        return
+    print("\n")
+    print("Sources:")
+    for s in sources:
+        c = s.chunk
+        print(
+            f"  [{s.number}] {c.source} — {c.title} ({c.partition}, {c.date}) score {s.score:.3f}"
+        )
+
+
+def _source_dict(s: Any) -> dict[str, Any]:
+    c = s.chunk
+    return {
+        "number": s.number,
+        "source": c.source,
+        "path": c.relpath,
+        "title": c.title,
+        "partition": c.partition,
+        "date": c.date,
+        "score": round(s.score, 4),
+        "chunk_id": c.id,
+    }
+
+
+# --------------------------------------------------------------------------------- profile
+@app.command()
+def profile(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question to time.", show_default=False)],
+    runs: Annotated[int, typer.Option(help="Runs: the first is cold, the rest warm.", min=1)] = 10,
+    k: Annotated[int | None, typer.Option("--k", "-k", help="Chunks to retrieve [5].")] = None,
+    partition: PartitionOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Time every stage of the pipeline: a cold run from process start, then warm runs."""
+    from ragcli.pipeline import Pipeline, Query
+    from ragcli.profiling import process_started_ns
+    from ragcli.profiling import profile as run_profile
+
+    settings = _settings(ctx, k=k)
+    pipeline = Pipeline(settings)
+    origin = process_started_ns() or _CLI_STARTED_NS
+    try:
+        report = _run(
+            run_profile(pipeline, Query(question, k, tuple(partition or ())), runs, origin)
+        )
+    finally:
+        pipeline.close()
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return
+    from ragcli.render import render_profile
+
+    render_profile(_stdout(), report)
+
+
+# ---------------------------------------------------------------------------------- status
+@app.command()
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """What is ingested and indexed: documents, chunks, partitions, index, digest."""
+    from ragcli.status import collect_status
+
+    info = collect_status(_settings(ctx))
+    if as_json:
+        print(json.dumps(info))
+        return
+    print(f"data directory: {info['data_dir']}")
+    print(f"documents: {info['documents']}  chunks: {info['chunks']}  embedder: {info['embedder']}")
+    parts = ", ".join(f"{p} ({n})" for p, n in info["partitions"].items()) or "none"
+    print(f"partitions: {parts}")
+    idx = info["index"]
+    if idx:
+        p = idx["params"]
+        state = "in step" if idx["in_step"] else "behind the catalogue: run `ragcli index`"
+        print(
+            f"index version: {info['index_version']} ({state}); M={p['m']} "
+            f"ef_construction={p['ef_construction']} ef_search={p['ef_search']}"
+        )
+    print(f"embedding cache: {info['cache']['embeddings']} vectors")
+    print(f"digest: {info['digest']}")
+
+
+def main() -> None:
+    """Console entry point: one line on stderr and a documented exit code for every failure."""
+    try:
+        rc = app(standalone_mode=False)
+    except RagcliError as exc:
+        print(f"ragcli: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        print("ragcli: interrupted; run the same command again to resume", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # click's usage errors: bad flags, missing arguments
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            print(f"ragcli: error: {exc}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+    except Exception as exc:
+        if os.environ.get("RAGCLI_DEBUG"):
+            raise
+        print(
+            f"ragcli: internal error: {type(exc).__name__}: {exc} "
+            "(set RAGCLI_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_ERROR)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,152 @@
+"""Settings: defaults < ragcli.toml < environment (RAGCLI_*, OPENAI_*) < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ragcli.errors import ConfigError
+
+CONFIG_FILE_NAME = "ragcli.toml"
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory (XDG on Linux): never inside the project, never shared by tests."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "ragcli"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob ragcli has. Field metadata names the environment variable(s) that set it."""
+
+    data_dir: Path = field(default_factory=default_data_dir, metadata={"env": ("RAGCLI_HOME",)})
+    embedder: str = field(default="local", metadata={"env": ("RAGCLI_EMBEDDER",)})
+    llm: str = field(default="", metadata={"env": ("RAGCLI_LLM",)})
+    llm_model: str = field(default="gpt-4o-mini", metadata={"env": ("RAGCLI_LLM_MODEL",)})
+    openai_base_url: str = field(
+        default="", metadata={"env": ("RAGCLI_OPENAI_BASE_URL", "OPENAI_BASE_URL")}
+    )
+    openai_api_key: str = field(
+        default="", repr=False, metadata={"env": ("RAGCLI_OPENAI_API_KEY", "OPENAI_API_KEY")}
+    )
+    chunk_tokens: int = field(default=200, metadata={"env": ("RAGCLI_CHUNK_TOKENS",)})
+    chunk_overlap: int = field(default=40, metadata={"env": ("RAGCLI_CHUNK_OVERLAP",)})
+    k: int = field(default=5, metadata={"env": ("RAGCLI_K",)})
+    max_context_tokens: int = field(default=1500, metadata={"env": ("RAGCLI_MAX_CONTEXT_TOKENS",)})
+    hnsw_m: int = field(default=16, metadata={"env": ("RAGCLI_HNSW_M",)})
+    hnsw_ef_construction: int = field(
+        default=128, metadata={"env": ("RAGCLI_HNSW_EF_CONSTRUCTION",)}
+    )
+    hnsw_ef_search: int = field(default=64, metadata={"env": ("RAGCLI_HNSW_EF_SEARCH",)})
+
+    @property
+    def generator(self) -> str:
+        """The answer generator: explicit `llm`, else OpenAI-compatible when one is configured."""
+        if self.llm:
+            return self.llm
+        return "openai" if (self.openai_base_url or self.openai_api_key) else "extractive"
+
+    def validate(self) -> Settings:
+        positive = (
+            "chunk_tokens",
+            "k",
+            "max_context_tokens",
+            "hnsw_m",
+            "hnsw_ef_construction",
+            "hnsw_ef_search",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError(
+                f"chunk_overlap must be between 0 and chunk_tokens-1 ({self.chunk_tokens - 1}), "
+                f"got {self.chunk_overlap}"
+            )
+        if self.generator not in ("extractive", "openai"):
+            raise ConfigError(f"unknown llm {self.generator!r}: use 'extractive' or 'openai'")
+        if self.embedder != "local" and not self.embedder.startswith("openai:"):
+            raise ConfigError(f"unknown embedder {self.embedder!r}: use 'local' or 'openai:MODEL'")
+        return self
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, raw: Any, origin: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind == "Path":
+            return Path(os.path.expanduser(str(raw)))
+        if not isinstance(raw, str | int | float):
+            raise ValueError
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: {name} has an invalid value {raw!r}") from None
+
+
+def find_config_file(explicit: Path | None = None) -> Path | None:
+    """`--config`, else $RAGCLI_CONFIG, else ./ragcli.toml if present."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file not found: {explicit}")
+        return explicit
+    env = os.environ.get("RAGCLI_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"RAGCLI_CONFIG points at a missing file: {path}")
+        return path
+    local = Path.cwd() / CONFIG_FILE_NAME
+    return local if local.is_file() else None
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        values[name] = _coerce(name, raw, str(path))
+    return values
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, f in _FIELDS.items():
+        for var in f.metadata.get("env", ()):
+            if environ.get(var):
+                values[name] = _coerce(name, environ[var], f"environment variable {var}")
+                break
+    return values
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None,
+    config_file: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Build validated settings; `overrides` are command-line flags (None values are ignored)."""
+    values: dict[str, Any] = {}
+    path = find_config_file(config_file)
+    if path is not None:
+        values.update(_from_toml(path))
+    values.update(_from_env(dict(os.environ) if environ is None else environ))
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            values[name] = _coerce(name, raw, f"--{name.replace('_', '-')}")
+    return replace(Settings(), **values).validate()

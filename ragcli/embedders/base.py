@@ -1,0 +1,30 @@
+"""What every embedder offers. Embedders know texts and vectors, never the index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class Embedder(Protocol):
+    model_id: str
+    dimensions: int
+    max_tokens: int  # input limit, special tokens included
+
+    @property
+    def cache_id(self) -> str:
+        """Identifies the vector space: cache keys and the index are tied to it."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character offsets of each token (no special tokens), for chunking."""
+        ...
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, shape (len(texts), dimensions), in input order."""
+        ...

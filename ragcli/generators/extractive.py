@@ -1,0 +1,123 @@
+"""The offline default: an extractive answer quoted from the retrieved sources.
+
+With no LLM configured, the honest useful answer is the few sentences of the sources that best
+match the question, each with its citation, labelled as quotations. Scoring is lexical
+(question-term coverage weighted by IDF over the candidate sentences) plus the retrieval score
+of the sentence's source, so it needs no model and adds microseconds to time-to-first-token.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ragcli.prompt import Prompt
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[*`])")
+_LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_STOP = frozenset(
+    """a an the and or but if then of to in on at by for with from as is are was were be been
+    being do does did how what when where which who whom why can could should would may
+    might must shall will i we you he she it they them our your my me us this that these
+    those there here about into over under than so not no yes any all some get got have has
+    had its it's also just only very more most such own same other""".split()  # noqa: SIM905 — a word list reads better as text
+)
+MAX_SENTENCES = 3
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+@dataclass(frozen=True)
+class _Unit:
+    text: str
+    source: int  # the source's number in the prompt
+    rank: int
+    retrieval_score: float
+    terms: frozenset[str]
+
+
+def _units(prompt: Prompt) -> list[_Unit]:
+    out: list[_Unit] = []
+    for rank, src in enumerate(prompt.sources):
+        in_code = False
+        for line in src.chunk.text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("```"):
+                in_code = not in_code
+                continue
+            if in_code or not stripped or stripped.startswith(("#", "|", "---", "<")):
+                continue
+            stripped = _LIST_MARK.sub("", stripped)
+            for sentence in _SENTENCE.split(stripped):
+                sentence = sentence.strip()
+                words = terms(sentence)
+                if len(sentence.split()) >= 4 and words:
+                    out.append(_Unit(sentence, src.number, rank, src.score, frozenset(words)))
+    return out
+
+
+def select(question: str, prompt: Prompt, limit: int = MAX_SENTENCES) -> list[_Unit]:
+    """The sentences that best answer `question`, best first."""
+    units = _units(prompt)
+    wanted = set(terms(question))
+    if not units or not wanted:
+        return []
+    df = Counter(t for u in units for t in u.terms if t in wanted)
+    idf = {t: math.log(1 + len(units) / df[t]) for t in wanted if df[t]}
+    total = sum(idf.values()) or 1.0
+
+    def score(u: _Unit) -> float:
+        coverage = sum(idf.get(t, 0.0) for t in wanted & u.terms) / total
+        brevity = 1.0 / (1.0 + max(0, len(u.terms) - 30) / 30)  # long run-ons read badly
+        return coverage * brevity + 0.35 * u.retrieval_score - 0.02 * u.rank
+
+    scored = sorted(((score(u), i, u) for i, u in enumerate(units)), key=lambda t: (-t[0], t[1]))
+    best = scored[0][0]
+    picked: list[_Unit] = []
+    seen: set[str] = set()
+    for s, _, u in scored:
+        key = " ".join(u.text.lower().split())
+        if s < 0.6 * best or key in seen:
+            continue
+        seen.add(key)
+        picked.append(u)
+        if len(picked) == limit:
+            break
+    return picked
+
+
+class ExtractiveGenerator:
+    name = "extractive"
+    label = "extractive answer: sentences quoted from the sources (no LLM configured)"
+
+    def count_tokens(self, text: str) -> int:
+        # No model reads this prompt; a word-and-punctuation count is a fair, free estimate.
+        return len(re.findall(r"\w+|[^\w\s]", text))
+
+    async def warm(self) -> None:
+        return None
+
+    async def stream(self, question: str, prompt: Prompt) -> AsyncIterator[str]:
+        picked = select(question, prompt)
+        if not picked:
+            yield "The sources found do not contain a sentence that answers this question."
+            return
+        for i, unit in enumerate(picked):
+            text = f"{unit.text} [{unit.source}]"
+            pieces = re.findall(r"\S+\s*", text)
+            for j, piece in enumerate(pieces):
+                last = i == len(picked) - 1 and j == len(pieces) - 1
+                yield piece if last or j < len(pieces) - 1 else piece.rstrip() + "\n"

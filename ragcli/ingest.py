@@ -1,0 +1,155 @@
+"""documents → chunks → cached embeddings → catalogue → index.
+
+Order matters for crash safety: embeddings are committed to the cache batch by batch, the
+catalogue changes in one transaction, and the index follows the catalogue (and catches up on
+the next run if a crash came between the two). A re-run therefore pays only for what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ragcli import indexing
+from ragcli.caches import EmbeddingCache
+from ragcli.catalog import Catalog
+from ragcli.chunking import Chunk, chunk_text
+from ragcli.datadir import DataDir
+from ragcli.documents import DEFAULT_MAX_FILE_SIZE, Document, FileRef, Skipped, discover, load
+from ragcli.errors import UsageError
+from ragcli.store import HnswParams, Store
+from ragcli.vectors import Progress, VectorFetcher
+
+if TYPE_CHECKING:
+    from ragcli.config import Settings
+    from ragcli.embedders.base import Embedder
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks: int = 0  # chunks in the catalogue after the run
+    chunks_added: int = 0
+    chunks_deleted: int = 0
+    embedded: int = 0  # embeddings computed in this run (cache misses)
+    cache_hits: int = 0
+    index_version: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["skipped"] = [{"path": s.path, "reason": s.reason} for s in self.skipped]
+        return d
+
+
+def _under(path: str, roots: Sequence[Path]) -> bool:
+    return any(path == str(r) or path.startswith(str(r) + os.sep) for r in roots)
+
+
+def chunk_document(doc: Document, embedder: Embedder, settings: Settings) -> list[Chunk]:
+    return chunk_text(
+        doc.text, embedder.token_spans(doc.text), settings.chunk_tokens, settings.chunk_overlap
+    )
+
+
+async def ingest(
+    paths: Sequence[Path],
+    settings: Settings,
+    embedder: Embedder,
+    partition: str | None = None,
+    follow_symlinks: bool = False,
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    progress: Progress | None = None,
+) -> IngestReport:
+    started = time.perf_counter()
+    if settings.chunk_tokens > embedder.max_tokens - 2:
+        raise UsageError(
+            f"chunk size {settings.chunk_tokens} exceeds the embedder's input limit "
+            f"({embedder.max_tokens - 2} tokens)"
+        )
+    report = IngestReport()
+    dirs = DataDir(settings.data_dir)
+    catalog = Catalog(dirs.catalog)
+    cache = EmbeddingCache(dirs.cache)
+    try:
+        indexed_with = catalog.get_meta("embedder")
+        if indexed_with and indexed_with != embedder.cache_id:
+            raise UsageError(
+                f"this data directory was built with embedder {indexed_with!r}; "
+                f"use a new --data-dir for {embedder.cache_id!r}"
+            )
+        states = catalog.file_states()
+        refs: list[FileRef] = []
+        for item in discover(list(paths), partition, follow_symlinks):
+            if isinstance(item, Skipped):
+                report.skipped.append(item)
+            else:
+                refs.append(item)
+        report.files = len(refs)
+        seen: set[str] = set()
+        changed_docs: list[Document] = []
+        for n, ref in enumerate(refs, 1):
+            key = str(ref.path)
+            seen.add(key)
+            old = states.get(key)
+            if progress:
+                progress("read", n, len(refs))
+            try:
+                st = ref.path.stat()
+            except OSError as exc:
+                report.skipped.append(Skipped(ref.source, f"cannot read: {exc.strerror}"))
+                seen.discard(key)
+                continue
+            if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
+                report.unchanged += 1
+                continue
+            doc = load(ref, max_file_size)
+            if isinstance(doc, Skipped):
+                report.skipped.append(doc)
+                seen.discard(key)  # a file that became unreadable leaves the index
+                continue
+            if old and old.content_hash == doc.content_hash:
+                catalog.touch(key, doc.mtime_ns)
+                report.unchanged += 1
+                continue
+            if old:
+                report.changed += 1
+            else:
+                report.new += 1
+            changed_docs.append(doc)
+        roots = [p.resolve() for p in paths if p.is_dir()]
+        removed = [p for p in states if _under(p, roots) and p not in seen]
+        if not refs and not states:
+            raise UsageError("nothing to ingest: no readable text files found")
+        report.removed = len(removed)
+
+        replaced = [(doc, chunk_document(doc, embedder, settings)) for doc in changed_docs]
+        fetch = VectorFetcher(embedder, cache, progress)
+        await fetch.vectors([c.text for _, chunks in replaced for c in chunks])
+        report.embedded, report.cache_hits = fetch.embedded, fetch.hits
+
+        version_before = catalog.version
+        added, deleted = catalog.apply(replaced, removed, embedder.cache_id)
+        params = HnswParams(settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search)
+        info = indexing.current(catalog)
+        if added or deleted or info is None or info.version != catalog.version:
+            await indexing.sync(
+                catalog, Store(dirs.chroma), params, fetch, added, deleted, version_before
+            )
+        report.chunks_added, report.chunks_deleted = len(added), len(deleted)
+        report.chunks = catalog.counts()["chunks"]
+        report.index_version = catalog.version
+    finally:
+        catalog.close()
+        cache.close()
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,77 @@
+"""The `index` command: rebuild the HNSW index when its build parameters change (or on
+request), change ef_search in place, and measure what the index costs and how well it finds."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from ragcli import indexing
+from ragcli.caches import EmbeddingCache
+from ragcli.catalog import Catalog
+from ragcli.datadir import DataDir
+from ragcli.embedders import open_embedder
+from ragcli.errors import NotReadyError
+from ragcli.store import HnswParams, Store
+from ragcli.vectors import VectorFetcher
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ragcli.config import Settings
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+async def tune_index(
+    settings: Settings, flags: dict[str, int], rebuild: bool, recall_queries: int
+) -> dict[str, Any]:
+    """Parameters are the current index's, changed only by the flags given."""
+    dirs = DataDir(settings.data_dir)
+    if not dirs.exists():
+        raise NotReadyError(f"nothing ingested in {dirs.root}: run `ragcli ingest PATH` first")
+    catalog = Catalog(dirs.catalog)
+    cache = EmbeddingCache(dirs.cache)
+    store = Store(dirs.chroma)
+    try:
+        info = indexing.current(catalog)
+        base = (
+            info.params
+            if info
+            else HnswParams(settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search)
+        )
+        params = dataclasses.replace(base, **flags)
+        fetch = VectorFetcher(open_embedder(settings), cache, None)
+        structural = info is None or (params.m, params.ef_construction) != (
+            info.params.m,
+            info.params.ef_construction,
+        )
+        if rebuild or structural or info.name not in store.names():
+            report = await indexing.rebuild(catalog, store, params, fetch)
+        else:
+            if params.ef_search != info.params.ef_search:
+                store.set_ef_search(info.name, params.ef_search)
+            report = await indexing.sync(catalog, store, params, fetch, [], [], info.version)
+            report = dataclasses.replace(report, params=params, vectors=store.count(info.name))
+            indexing.record_params(catalog, params)
+        recall = None
+        if recall_queries > 0 and report.vectors:
+            recall = await indexing.recall_at_k(
+                catalog, store, report.name, fetch, 10, recall_queries
+            )
+        return {
+            "rebuilt": report.rebuilt,
+            "vectors": report.vectors,
+            "params": dataclasses.asdict(report.params),
+            "build_seconds": round(report.seconds, 3),
+            "disk_bytes": _disk_bytes(dirs.chroma),
+            "recall_at_10": recall,
+            "recall_queries": recall_queries,
+            "index_version": catalog.version,
+            "embedded": fetch.embedded,
+        }
+    finally:
+        catalog.close()
+        cache.close()
