@@ -128,8 +128,9 @@ async def ingest(
             changed_docs.append(doc)
         roots = [p.resolve() for p in paths if p.is_dir()]
         removed = [p for p in states if _under(p, roots) and p not in seen]
-        if not refs and not states:
-            raise UsageError("nothing to ingest: no readable text files found")
+        if not changed_docs and not report.unchanged and not removed:
+            names = ", ".join(str(p) for p in paths)
+            raise UsageError(f"nothing to ingest: no readable text files in {names}")
         report.removed = len(removed)
 
         replaced = [(doc, chunk_document(doc, embedder, settings)) for doc in changed_docs]

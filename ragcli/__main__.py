@@ -1,0 +1,5 @@
+"""`python -m ragcli` is the `ragcli` command."""
+
+from ragcli.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""Shared fixtures: a private data directory per test, the ragcli command as a real
+subprocess, and one ingested copy of the sample corpus per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_corpus"
+QUESTIONS = REPO / "tests" / "fixtures" / "sample_questions.jsonl"
+
+Run = Callable[..., subprocess.CompletedProcess]
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user with no API key and no ragcli settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCLI_", "OPENAI_"))}
+    env.update({"RAGCLI_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "120"}, **extra)
+    return env
+
+
+def run_ragcli(home: Path, *args: str, cwd: Path | None = None, **extra: str):
+    return subprocess.run(
+        [sys.executable, "-m", "ragcli", *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(home, **extra),
+        cwd=cwd or REPO,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "ragcli-home"
+
+
+@pytest.fixture
+def ragcli(home: Path) -> Run:
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return run_ragcli(home, *args, **extra)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample corpus ingested once for the whole session (read-only for tests)."""
+    home = tmp_path_factory.mktemp("sample-home")
+    proc = run_ragcli(home, "ingest", str(SAMPLE), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return home
+
+
+@pytest.fixture
+def sample_questions() -> list[dict]:
+    return [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small writable corpus with two partitions."""
+    root = tmp_path / "corpus"
+    (root / "ops").mkdir(parents=True)
+    (root / "hr").mkdir()
+    (root / "ops" / "pager.md").write_text(
+        "---\ntitle: Rotating the pager\ndate: 2026-03-14\n---\n"
+        "# Rotating the pager\n\nTo rotate the on-call pager, open PageRelay and click Hand Over "
+        "before 10:00 UTC on Monday.\n\nIf PageRelay is down, call the duty manager.\n"
+    )
+    (root / "hr" / "leave.md").write_text(
+        "---\ntitle: Annual leave\ndate: 2025-01-10\n---\n"
+        "Employees get 25 days of annual leave per year. Unused leave of up to 5 days carries "
+        "over to the next year.\n"
+    )
+    (root / "hr" / "notes.txt").write_text("Payroll runs on the 25th of every month.\n")
+    return root
+
+
+def copy_sample(dest: Path) -> Path:
+    shutil.copytree(SAMPLE, dest)
+    return dest

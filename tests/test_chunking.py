@@ -1,0 +1,71 @@
+"""Chunking on the real model tokenizer: coverage, overlap, and the input limit."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ragcli.chunking import chunk_text
+from ragcli.embedders.local import LocalEmbedder
+
+EMB = LocalEmbedder()
+
+
+def _chunks(text: str, size: int = 40, overlap: int = 8):
+    return chunk_text(text, EMB.token_spans(text), size, overlap)
+
+
+def test_short_text_is_one_chunk() -> None:
+    [only] = _chunks("Rotate the pager on Monday.")
+    assert only.text == "Rotate the pager on Monday."
+
+
+def test_chunks_cover_the_text_in_order_with_overlap() -> None:
+    text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(60))
+    chunks = _chunks(text, 40, 8)
+    assert len(chunks) > 5
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert b.start < a.end  # neighbours overlap
+        assert b.start > a.start  # and always move forward
+    for c in chunks:
+        assert c.n_tokens <= 40
+        assert text[c.start : c.end] == c.text
+
+
+def test_prefers_paragraph_breaks() -> None:
+    para = "This paragraph has exactly some words in it and then it ends here."
+    text = "\n\n".join([para] * 12)
+    for c in _chunks(text, 40, 0)[:-1]:
+        assert c.text.endswith("ends here.")
+
+
+def test_no_chunk_exceeds_the_model_limit_when_reembedded() -> None:
+    text = "supercalifragilisticexpialidocious antidisestablishmentarianism " * 300
+    for c in _chunks(text, 254, 40):
+        assert EMB.count_tokens(c.text) <= 254
+
+
+def test_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError):
+        chunk_text("x", [(0, 1)], 10, 10)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.text(min_size=0, max_size=1500),
+    size=st.integers(min_value=2, max_value=64),
+    data=st.data(),
+)
+def test_property_chunks_cover_every_token_in_order(text: str, size: int, data) -> None:
+    overlap = data.draw(st.integers(min_value=0, max_value=size - 1))
+    spans = EMB.token_spans(text)
+    chunks = chunk_text(text, spans, size, overlap)
+    if not spans:
+        assert chunks == []
+        return
+    covered = set()
+    for c in chunks:
+        assert 1 <= c.n_tokens <= size
+        covered |= {i for i, (s, e) in enumerate(spans) if s >= c.start and e <= c.end}
+    assert covered == set(range(len(spans)))  # every token is in some chunk
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
