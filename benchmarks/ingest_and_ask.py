@@ -1,0 +1,102 @@
+"""End-to-end timings on the embedded default, in one run: what a user feels at the shell.
+
+    python benchmarks/ingest_and_ask.py [--corpus sample_corpus] [--repeats 5] [--out FILE]
+
+Measures, each in fresh processes (wall clock from the parent):
+  * `ragcli --help`
+  * first `ingest` of the corpus (empty data directory, empty embedding cache)
+  * re-`ingest` of the unchanged corpus
+  * cold `ragcli ask` (a new process per question: imports, model load, index open)
+and, in one process, the warm pipeline's per-stage p50/p95 (`ragcli profile --json`).
+Prints a table and writes JSON (default benchmarks/results/ingest_and_ask.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+QUESTION = "How do I rotate the on-call pager?"
+
+
+def ragcli(home: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCLI_", "OPENAI_"))}
+    env["RAGCLI_HOME"] = str(home)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "ragcli", *args], capture_output=True, text=True, env=env, cwd=REPO
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"ragcli {' '.join(args)} failed: {proc.stderr.strip()}")
+    return elapsed, proc
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"p50": statistics.median(values), "p95": p95, "min": ordered[0], "n": len(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=str(REPO / "sample_corpus"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ingest_and_ask.json"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        helps = [ragcli(home, "--help")[0] for _ in range(args.repeats)]
+        first_s, first = ragcli(home, "ingest", args.corpus, "--json")
+        again_s, again = ragcli(home, "ingest", args.corpus, "--json")
+        first_r, again_r = json.loads(first.stdout), json.loads(again.stdout)
+        asks = [ragcli(home, "ask", QUESTION)[0] for _ in range(args.repeats)]
+        _, prof = ragcli(home, "profile", QUESTION, "--runs", "21", "--json")
+        profile = json.loads(prof.stdout)
+
+    rows = [
+        ("ragcli --help", summary(helps)),
+        ("ask, cold process", summary(asks)),
+    ]
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "corpus": {"path": args.corpus, "documents": first_r["new"], "chunks": first_r["chunks"]},
+        "help_s": summary(helps),
+        "ingest_first_s": first_s,
+        "ingest_first_embedded": first_r["embedded"],
+        "ingest_rerun_s": again_s,
+        "ingest_rerun_embedded": again_r["embedded"],
+        "ask_cold_s": summary(asks),
+        "profile": profile,
+    }
+    print(f"corpus: {first_r['new']} documents, {first_r['chunks']} chunks")
+    print(f"{'measure':<34}{'p50':>10}{'p95':>10}{'n':>5}")
+    for name, s in rows:
+        print(f"{name:<34}{s['p50'] * 1000:>8.0f}ms{s['p95'] * 1000:>8.0f}ms{s['n']:>5}")
+    print(f"{'ingest, first (all embedded)':<34}{first_s * 1000:>8.0f}ms"
+          f"   ({first_r['embedded']} chunks embedded)")
+    print(f"{'ingest, re-run (unchanged)':<34}{again_s * 1000:>8.0f}ms"
+          f"   ({again_r['embedded']} chunks embedded)")
+    print(f"{'cold profile run: first token':<34}{profile['cold']['ttft_ms']:>8.0f}ms   "
+          "(from process start)")
+    for stage, s in profile["warm"]["stats"].items():
+        print(f"{'warm ' + stage:<34}{s['p50']:>8.2f}ms{s['p95']:>8.2f}ms{s['n']:>5}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
