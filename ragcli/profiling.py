@@ -48,6 +48,12 @@ class RunRecord:
     def stage_ms(self) -> dict[str, float]:
         return {s.name: s.ms for s in self.spans}
 
+    @property
+    def pre_llm_ms(self) -> float:
+        """ragcli's own share of TTFT: question received → LLM request (embed, retrieve, prompt)."""
+        llm = next(s for s in self.spans if s.name == "llm.first_token")
+        return (llm.start_ns - self.spans[0].start_ns) / 1e6
+
 
 @dataclass
 class ProfileReport:
@@ -67,11 +73,14 @@ class ProfileReport:
     def stats(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         runs = self.warm or [self.cold]
-        series: dict[str, list[float]] = {name: [] for name in (*STAGES, "ttft", "total")}
+        series: dict[str, list[float]] = {
+            name: [] for name in (*STAGES, "pre_llm", "ttft", "total")
+        }
         for run in runs:
             stage = run.stage_ms()
             for name in STAGES:
                 series[name].append(stage.get(name, 0.0))
+            series["pre_llm"].append(run.pre_llm_ms)
             series["ttft"].append(run.ttft_ms)
             series["total"].append(run.total_ms)
         for name, values in series.items():

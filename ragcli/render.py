@@ -75,6 +75,9 @@ def render_profile(console: Console, report: ProfileReport) -> None:
     table.add_column("stage")
     for col in ("p50 ms", "p95 ms", "mean ms"):
         table.add_column(col, justify="right")
+    labels = {"pre_llm": "ragcli before the LLM", "ttft": "time to first token"}
     for name, s in stats.items():
-        table.add_row(name, f"{s['p50']:.3f}", f"{s['p95']:.3f}", f"{s['mean']:.3f}")
+        table.add_row(
+            labels.get(name, name), f"{s['p50']:.3f}", f"{s['p95']:.3f}", f"{s['mean']:.3f}"
+        )
     console.print(table)

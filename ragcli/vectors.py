@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 # progress(phase, done, total): the CLI draws it; the core only reports.
 Progress = Callable[[str, int, int], None]
-EMBED_BATCH = 64
 
 
 class VectorFetcher:
@@ -44,19 +43,20 @@ class VectorFetcher:
                 missing[key] = text
         self.hits += len(texts) - sum(1 for k in keys if k in missing)
         todo = list(missing.items())
-        # Similar lengths in one batch: padding only to the longest text costs less.
-        todo.sort(key=lambda kv: len(kv[1]))
-        for i in range(0, len(todo), EMBED_BATCH):
-            part = todo[i : i + EMBED_BATCH]
-            vecs = await e.aembed([t for _, t in part])
+        done = 0
+        # The embedder plans the requests (sizes, concurrency) and yields each finished batch;
+        # it is committed at once, so an interruption loses at most the batches in flight.
+        async for rows, vecs in e.embed_batches([t for _, t in todo]):
             blobs = [
-                (k, v.astype(np.float32).tobytes()) for (k, _), v in zip(part, vecs, strict=True)
+                (todo[r][0], v.astype(np.float32).tobytes())
+                for r, v in zip(rows, vecs, strict=True)
             ]
             self.cache.put_many(e.cache_id, e.dimensions, blobs)
             found.update(blobs)
-            self.embedded += len(part)
+            done += len(rows)
+            self.embedded += len(rows)
             if self.progress:
-                self.progress("embed", min(i + EMBED_BATCH, len(todo)), len(todo))
+                self.progress("embed", done, len(todo))
         out = np.empty((len(texts), e.dimensions), dtype=np.float32)
         for row, key in enumerate(keys):
             out[row] = np.frombuffer(found[key], dtype=np.float32)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -27,4 +27,9 @@ class Embedder(Protocol):
 
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 vectors, shape (len(texts), dimensions), in input order."""
+        ...
+
+    def embed_batches(self, texts: Sequence[str]) -> AsyncIterator[tuple[list[int], np.ndarray]]:
+        """Embed many texts, yielding (row indices into `texts`, their vectors) per finished
+        batch, in completion order. The embedder chooses batch sizes and concurrency."""
         ...
