@@ -62,14 +62,14 @@ class LocalEmbedder:
             self.batch_size = batch_size
         self._lock = threading.Lock()
         self._session: Any = None
-        self._tokenizer: Any = None  # truncates at max_tokens: for embedding
-        self._counter: Any = None  # no truncation: for counting and spans
+        self._tokenizer: Any = None  # no padding, no truncation
+        self._sep_id = 0
 
     # -- loading -------------------------------------------------------------------------
 
     def _load_tokenizers(self) -> None:
         with self._lock:
-            if self._counter is not None:
+            if self._tokenizer is not None:
                 return
             from tokenizers import Tokenizer
 
@@ -78,18 +78,17 @@ class LocalEmbedder:
                 raise model_files.ModelNotInstalledError(
                     f"embedder tokenizer {path} is missing: {model_files.INSTALL_HINT}"
                 )
-            # tokenizer.json as shipped pads to 128 and truncates at 128: override both.
-            counter = Tokenizer.from_file(str(path))
-            counter.no_padding()
-            counter.no_truncation()
+            # tokenizer.json as shipped pads and truncates to 128: turn both off. One
+            # tokenizer serves counting (no truncation) and embedding (truncated by hand in
+            # _encode_for_model): loading a second copy would cost ~25 ms on the cold path.
             tok = Tokenizer.from_file(str(path))
             tok.no_padding()
-            tok.enable_truncation(self.max_tokens)
+            tok.no_truncation()
+            self._sep_id = tok.token_to_id("[SEP]")
             self._tokenizer = tok
-            self._counter = counter
 
     def _load_session(self) -> None:
-        if self._counter is None:
+        if self._tokenizer is None:
             self._load_tokenizers()
         with self._lock:
             if self._session is not None:
@@ -123,9 +122,18 @@ class LocalEmbedder:
     # -- tokens --------------------------------------------------------------------------
 
     def _encode_plain(self, text: str):
-        if self._counter is None:
+        if self._tokenizer is None:
             self._load_tokenizers()
-        return self._counter.encode(text, add_special_tokens=False)
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def _encode_for_model(self, texts: list[str]) -> list[list[int]]:
+        """[CLS] tokens [SEP], cut to max_tokens as sentence-transformers does."""
+        limit, sep = self.max_tokens, self._sep_id
+        out = []
+        for enc in self._tokenizer.encode_batch(texts):
+            ids = enc.ids
+            out.append(ids if len(ids) <= limit else [*ids[: limit - 1], sep])
+        return out
 
     def count_tokens(self, text: str) -> int:
         """Wordpiece tokens in ``text``, without [CLS]/[SEP] and without truncation."""
@@ -159,17 +167,14 @@ class LocalEmbedder:
         out = np.empty((n, self.dimensions), dtype=np.float32)
         if n == 0:
             return out
-        encodings = self._tokenizer.encode_batch(list(texts))
-        lengths = [len(e.ids) for e in encodings]
-        # Longest first, so each batch pads only to its own longest member.
-        order = sorted(range(n), key=lambda i: -lengths[i])
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        encoded = self._encode_for_model(list(texts))
+        lengths = [len(e) for e in encoded]
+        for idx in self._batches(lengths):
             width = lengths[idx[0]]
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
-                ids[row, : lengths[i]] = encodings[i].ids
+                ids[row, : lengths[i]] = encoded[i]
                 mask[row, : lengths[i]] = 1
             hidden = self._session.run(
                 None,
@@ -200,6 +205,21 @@ class LocalEmbedder:
     @property
     def cache_id(self) -> str:
         return f"local:{self.model_id}"
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices grouped into batches: longest first, so that each batch pads only to its
+        own longest member; a batch closes at ``batch_size`` texts, or early when the next
+        text is less than half the batch's width (one long text among short ones would
+        otherwise make every short one pay for the long one's padding)."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batches: list[list[int]] = []
+        for i in order:
+            current = batches[-1] if batches else None
+            if current and len(current) < self.batch_size and 2 * lengths[i] >= lengths[current[0]]:
+                current.append(i)
+            else:
+                batches.append([i])
+        return batches
 
     def embed_one(self, text: str) -> np.ndarray:
         """One text's vector, shape (384,)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -124,6 +123,8 @@ def _place(src: Path, dest: Path) -> None:
     symlink that leaves the model directory, and onnx's checker already refuses hardlinked
     external data ("potential hardlink attack"); a later onnxruntime may do the same.
     """
+    import shutil
+
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -151,6 +152,8 @@ def install(source: Path | None = None, dest_dir: Path | None = None, quiet: boo
 
     pkg = package_model_dir()
     if dest_dir.resolve() != pkg.resolve():
+        import shutil
+
         for name in (GRAPH_FILE, TOKENIZER_FILE):
             if not (dest_dir / name).is_file() or sha256_file(dest_dir / name) != sha256_file(
                 pkg / name
