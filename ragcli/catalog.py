@@ -209,6 +209,10 @@ class Catalog:
                 rows[cid] = {"partition": partition, "source": source, "date_ts": date_ts}
         return [rows[i] for i in ids]
 
+    def sources(self) -> list[tuple[str, str]]:
+        """(source, relpath) of every document."""
+        return self.conn.execute("SELECT source, relpath FROM documents ORDER BY source").fetchall()
+
     def counts(self) -> dict[str, int]:
         docs = self.conn.execute("SELECT count(*) FROM documents").fetchone()[0]
         chunks = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]

@@ -213,63 +213,143 @@ def index(
 
 
 # ------------------------------------------------------------------------------------- ask
+NoCacheOpt = Annotated[
+    str | None,
+    typer.Option("--no-cache", help="Switch caches off: embedding,retrieval,answer or all."),
+]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(help="Only documents dated within this (30d, 12h, 2w) or since a date."),
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(help="Only documents whose path matches this glob (e.g. '*/runbooks/*')."),
+]
+
+
+def _read_batch(path: Path, defaults: Any) -> list[Any]:
+    """A question a line, or JSONL: {"question", and optional k, partition, since, source}."""
+    from ragcli.errors import UsageError
+    from ragcli.pipeline import Query
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --batch file {path}: {exc}") from None
+    queries = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("{"):
+            queries.append(Query(line, *defaults))
+            continue
+        try:
+            obj = json.loads(line)
+            parts = obj.get("partition") or obj.get("partitions") or defaults[1]
+            queries.append(
+                Query(
+                    str(obj["question"]),
+                    obj.get("k") or defaults[0],
+                    tuple([parts] if isinstance(parts, str) else parts),
+                    obj.get("since") or defaults[2],
+                    obj.get("source") or defaults[3],
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise UsageError(
+                f'{path}:{n}: expected a question or a JSON object with "question"'
+            ) from None
+    if not queries:
+        raise UsageError(f"--batch file {path} holds no questions")
+    return queries
+
+
+async def _answer(pipeline: Any, query: Any, stream: bool) -> dict[str, Any]:
+    """Run one question; write tokens to stdout as they arrive when `stream`."""
+    from ragcli.pipeline import DoneEvent, SourcesEvent, TokenEvent
+
+    sources: list[Any] = []
+    done: DoneEvent | None = None
+    label = getattr(pipeline.generator, "label", "")
+    async for event in pipeline.ask(query):
+        if isinstance(event, SourcesEvent):
+            sources = event.sources
+            if stream and label:
+                _stderr().print(f"[dim]{label}[/]")
+        elif isinstance(event, TokenEvent) and stream:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, DoneEvent):
+            done = event
+    assert done is not None
+    return {
+        "question": query.question,
+        "answer": done.answer,
+        "generator": done.generator,
+        "cached": done.cached or False,
+        "sources": [_source_dict(s) for s in sources],
+        "ttft_ms": round((done.first_token_ns - done.started_ns) / 1e6, 3),
+        "caches": pipeline.counters(),
+    }
+
+
+def _print_sources(result: dict[str, Any]) -> None:
+    if result["cached"]:
+        _stderr().print(f"[dim](cached answer: {result['cached']} match)[/]")
+    print("\n")
+    print("Sources:")
+    for s in result["sources"]:
+        print(
+            f"  [{s['number']}] {s['source']} — {s['title']} ({s['partition']}, {s['date']}) "
+            f"score {s['score']:.3f}"
+        )
+
+
 @app.command()
 def ask(
     ctx: typer.Context,
-    question: Annotated[str, typer.Argument(help="The question.", show_default=False)],
+    question: Annotated[
+        str | None, typer.Argument(help="The question.", show_default=False)
+    ] = None,
     k: Annotated[int | None, typer.Option("--k", "-k", help="Chunks to retrieve [5].")] = None,
     partition: PartitionOpt = None,
+    since: SinceOpt = None,
+    source: SourceOpt = None,
+    no_cache: NoCacheOpt = None,
+    batch: Annotated[
+        Path | None,
+        typer.Option(help="Answer every question in FILE (a question a line, or JSONL)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question from the index, streaming the answer, then list the sources."""
-    from ragcli.pipeline import DoneEvent, Pipeline, Query, SourcesEvent, TokenEvent
+    from ragcli.errors import UsageError
+    from ragcli.pipeline import Pipeline, Query
 
-    settings = _settings(ctx, k=k)
+    if (question is None) == (batch is None):
+        raise UsageError("give either a QUESTION or --batch FILE")
+    settings = _settings(ctx, k=k, no_cache=no_cache)
+    defaults = (k, tuple(partition or ()), since, source)
+    queries = _read_batch(batch, defaults) if batch else [Query(question, *defaults)]
     pipeline = Pipeline(settings)
-    query = Query(question, k, tuple(partition or ()))
 
-    async def go() -> dict[str, Any]:
-        sources: list[Any] = []
-        done: DoneEvent | None = None
-        label = getattr(pipeline.generator, "label", "")
+    async def go() -> None:
         try:
-            async for event in pipeline.ask(query):
-                if isinstance(event, SourcesEvent):
-                    sources = event.sources
-                    if label and not as_json:
-                        _stderr().print(f"[dim]{label}[/]")
-                elif isinstance(event, TokenEvent) and not as_json:
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-                elif isinstance(event, DoneEvent):
-                    done = event
+            if len(queries) > 1:
+                await pipeline.prefetch(queries)
+            for n, query in enumerate(queries):
+                if batch and not as_json:
+                    print(f"{'' if n == 0 else chr(10)}Q: {query.question}")
+                result = await _answer(pipeline, query, stream=not as_json)
+                if as_json:
+                    print(json.dumps(result), flush=True)
+                else:
+                    _print_sources(result)
         finally:
             pipeline.close()
-        assert done is not None
-        return {"done": done, "sources": sources}
 
-    out = _run(go())
-    done, sources = out["done"], out["sources"]
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "question": question,
-                    "answer": done.answer,
-                    "generator": done.generator,
-                    "sources": [_source_dict(s) for s in sources],
-                    "ttft_ms": round((done.first_token_ns - done.started_ns) / 1e6, 3),
-                }
-            )
-        )
-        return
-    print("\n")
-    print("Sources:")
-    for s in sources:
-        c = s.chunk
-        print(
-            f"  [{s.number}] {c.source} — {c.title} ({c.partition}, {c.date}) score {s.score:.3f}"
-        )
+    _run(go())
 
 
 def _source_dict(s: Any) -> dict[str, Any]:
@@ -294,6 +374,9 @@ def profile(
     runs: Annotated[int, typer.Option(help="Runs: the first is cold, the rest warm.", min=1)] = 10,
     k: Annotated[int | None, typer.Option("--k", "-k", help="Chunks to retrieve [5].")] = None,
     partition: PartitionOpt = None,
+    since: SinceOpt = None,
+    source: SourceOpt = None,
+    no_cache: NoCacheOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Time every stage of the pipeline: a cold run from process start, then warm runs."""
@@ -301,13 +384,12 @@ def profile(
     from ragcli.profiling import process_started_ns
     from ragcli.profiling import profile as run_profile
 
-    settings = _settings(ctx, k=k)
+    settings = _settings(ctx, k=k, no_cache=no_cache)
     pipeline = Pipeline(settings)
     origin = process_started_ns() or _CLI_STARTED_NS
+    query = Query(question, k, tuple(partition or ()), since, source)
     try:
-        report = _run(
-            run_profile(pipeline, Query(question, k, tuple(partition or ())), runs, origin)
-        )
+        report = _run(run_profile(pipeline, query, runs, origin))
     finally:
         pipeline.close()
     if as_json:
@@ -318,7 +400,48 @@ def profile(
     render_profile(_stdout(), report)
 
 
-# ---------------------------------------------------------------------------------- status
+cache_app = typer.Typer(help="Inspect or clear the embedding, retrieval and answer caches.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Entries in each cache and the age of the oldest."""
+    from ragcli.cache_admin import stats
+
+    info = stats(_settings(ctx))
+    if as_json:
+        print(json.dumps(info))
+        return
+    for name, s in info["caches"].items():
+        age = (
+            f", oldest {s['oldest_age_s'] / 3600:.1f} h old"
+            if s["oldest_age_s"] is not None
+            else ""
+        )
+        print(f"{name:<10} {s['entries']:>8} entries{age}")
+    print(f"file: {info['path']} ({info['bytes'] / 1e6:.1f} MB)")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    ctx: typer.Context,
+    which: Annotated[
+        str, typer.Option("--only", help="Comma list: embedding,retrieval,answer (default: all).")
+    ] = "embedding,retrieval,answer",
+    as_json: JsonFlag = False,
+) -> None:
+    """Empty caches. Embeddings are the expensive one: a later ingest or index rebuild re-embeds."""
+    from ragcli.cache_admin import clear
+
+    removed = clear(_settings(ctx), which)
+    if as_json:
+        print(json.dumps({"removed": removed}))
+        return
+    for name, n in removed.items():
+        print(f"{name}: {n} entries removed")
+
+
 @app.command()
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """What is ingested and indexed: documents, chunks, partitions, index, digest."""

@@ -11,6 +11,7 @@ from typing import Any
 from ragcli.errors import ConfigError
 
 CONFIG_FILE_NAME = "ragcli.toml"
+CACHE_NAMES = frozenset({"embedding", "retrieval", "answer"})
 
 
 def default_data_dir() -> Path:
@@ -42,6 +43,19 @@ class Settings:
         default=128, metadata={"env": ("RAGCLI_HNSW_EF_CONSTRUCTION",)}
     )
     hnsw_ef_search: int = field(default=64, metadata={"env": ("RAGCLI_HNSW_EF_SEARCH",)})
+    no_cache: str = field(default="", metadata={"env": ("RAGCLI_NO_CACHE",)})
+    answer_ttl: int = field(default=7 * 24 * 3600, metadata={"env": ("RAGCLI_ANSWER_TTL",)})
+    semantic_threshold: float = field(default=0.0, metadata={"env": ("RAGCLI_SEMANTIC_THRESHOLD",)})
+    retrieval_cache_size: int = field(
+        default=20_000, metadata={"env": ("RAGCLI_RETRIEVAL_CACHE_SIZE",)}
+    )
+    answer_cache_size: int = field(default=5_000, metadata={"env": ("RAGCLI_ANSWER_CACHE_SIZE",)})
+
+    @property
+    def caches(self) -> frozenset[str]:
+        """The caches in use: all three unless switched off with `no_cache`."""
+        off = {c.strip() for c in self.no_cache.split(",") if c.strip()}
+        return frozenset() if "all" in off else CACHE_NAMES - off
 
     @property
     def generator(self) -> str:
@@ -67,6 +81,19 @@ class Settings:
                 f"chunk_overlap must be between 0 and chunk_tokens-1 ({self.chunk_tokens - 1}), "
                 f"got {self.chunk_overlap}"
             )
+        off = {c.strip() for c in self.no_cache.split(",") if c.strip()} - {"all"}
+        if off - CACHE_NAMES:
+            raise ConfigError(
+                f"unknown cache {sorted(off - CACHE_NAMES)[0]!r} in no_cache: "
+                "use embedding, retrieval, answer or all"
+            )
+        if not 0.0 <= self.semantic_threshold < 1.0:
+            raise ConfigError(
+                "semantic_threshold must be 0 (off) or a cosine below 1, "
+                f"got {self.semantic_threshold}"
+            )
+        if self.answer_ttl < 0:
+            raise ConfigError(f"answer_ttl must be 0 or more seconds, got {self.answer_ttl}")
         if self.generator not in ("extractive", "openai"):
             raise ConfigError(f"unknown llm {self.generator!r}: use 'extractive' or 'openai'")
         if self.embedder != "local" and not self.embedder.startswith("openai:"):
@@ -84,6 +111,10 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError
             return int(raw)
+        if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
         if kind == "Path":
             return Path(os.path.expanduser(str(raw)))
         if not isinstance(raw, str | int | float):

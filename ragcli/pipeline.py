@@ -1,27 +1,43 @@
 """The request path as one async pipeline that yields events: timing spans, the sources,
 answer tokens as they arrive, and a final summary.
 
-    question → embed (cache) → retrieve (HNSW) → prompt → LLM stream
+    question → [retrieval cache] → embed ([embedding cache] / model) → HNSW search
+             → [answer cache] → prompt → LLM stream → tokens
 
 `ask`, `profile` and any server consume the same events; none of them times anything itself.
+Heavy resources (ONNX model, Chroma, the LLM client) load only when a cache misses, start as
+soon as a miss is known, and overlap one another; each load is a span of its own. A cached
+answer therefore needs neither Chroma nor the model nor the `openai` package.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import fnmatch
+import json
+import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ragcli import indexing
-from ragcli.caches import EmbeddingCache, embedding_key
+from ragcli.caches import (
+    AnswerCache,
+    CachedAnswer,
+    EmbeddingCache,
+    RetrievalCache,
+    digest_key,
+    embedding_key,
+    open_cache_db,
+)
 from ragcli.catalog import Catalog
 from ragcli.datadir import DataDir
 from ragcli.embedders import open_embedder
 from ragcli.errors import NotReadyError, UsageError
 from ragcli.generators import open_generator
-from ragcli.prompt import Prompt, Source, build_prompt
+from ragcli.prompt import PROMPT_VERSION, Prompt, Source, build_prompt
 from ragcli.store import Store
 
 if TYPE_CHECKING:
@@ -45,7 +61,7 @@ class Span:
 @dataclass(frozen=True)
 class SourcesEvent:
     sources: list[Source]
-    prompt: Prompt
+    prompt: Prompt | None  # None when the answer came from the cache
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,7 @@ class DoneEvent:
     first_token_ns: int | None
     ended_ns: int
     tokens: int  # streamed pieces
+    cached: str = ""  # "", "exact" or "semantic"
 
 
 Event = Span | SourcesEvent | TokenEvent | DoneEvent
@@ -71,10 +88,39 @@ class Query:
     question: str
     k: int | None = None
     partitions: tuple[str, ...] = ()
+    since: str | None = None  # "30d", "12h", "2w" or an ISO date
+    source: str | None = None  # glob over source paths, e.g. "*/runbooks/*"
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """A query's resolved filters: the Chroma `where` and a stable key for the caches."""
+
+    where: dict[str, Any] | None
+    key: str
 
 
 def normalise(question: str) -> str:
     return " ".join(question.split())
+
+
+_SINCE = re.compile(r"^(\d+)([hdw])$")
+
+
+def since_timestamp(spec: str, now: float | None = None) -> int:
+    """`30d` → the start of the UTC day 30 days ago (day granularity keeps cache keys stable)."""
+    m = _SINCE.match(spec.strip())
+    if m:
+        hours = int(m.group(1)) * {"h": 1, "d": 24, "w": 168}[m.group(2)]
+        moment = dt.datetime.fromtimestamp(now or time.time(), dt.UTC) - dt.timedelta(hours=hours)
+        if m.group(2) == "h":
+            return int(moment.replace(minute=0, second=0, microsecond=0).timestamp())
+        return int(moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+    try:
+        day = dt.date.fromisoformat(spec.strip())
+    except ValueError:
+        raise UsageError(f"--since {spec!r}: use a duration like 30d, 12h, 2w or a date") from None
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
 class Pipeline:
@@ -82,133 +128,362 @@ class Pipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.caches = settings.caches
         self.dirs = DataDir(settings.data_dir)
         self.embedder = open_embedder(settings)
         self.generator = open_generator(settings)
         self.catalog: Catalog | None = None
-        self.cache: EmbeddingCache | None = None
+        self.embedding_cache: EmbeddingCache | None = None
+        self.retrieval_cache: RetrievalCache | None = None
+        self.answer_cache: AnswerCache | None = None
         self.store: Store | None = None
-        self.index_name = ""
-        self.partitions: dict[str, int] = {}
+        self._loads: dict[str, asyncio.Future[Span]] = {}
+        self._prefetched: dict[str, list[tuple[str, float]]] = {}
 
+    # -- resources ------------------------------------------------------------------------
     async def open(self) -> list[Span]:
-        """Load everything a question needs; loading overlaps where it can. Returns load spans."""
-        spans: list[Span] = []
+        """The cheap part: catalogue and caches (stdlib sqlite3). Returns its span."""
         t = time.perf_counter_ns()
         if not self.dirs.exists():
             raise NotReadyError(
                 f"nothing ingested in {self.dirs.root}: run `ragcli ingest PATH` first"
             )
         self.catalog = Catalog(self.dirs.catalog)
-        self.cache = EmbeddingCache(self.dirs.cache)
-        info = indexing.current(self.catalog)
-        if info is None:
+        if indexing.current(self.catalog) is None:
             raise NotReadyError("there is no index yet: run `ragcli ingest PATH` first")
         built_with = self.catalog.get_meta("embedder")
         if built_with and built_with != self.embedder.cache_id:
             raise UsageError(
                 f"the index was built with embedder {built_with!r}, not {self.embedder.cache_id!r}"
             )
-        self.index_name = info.name
-        self.partitions = self.catalog.partitions()
-        spans.append(Span("load.catalog", t, time.perf_counter_ns()))
+        conn = open_cache_db(self.dirs.cache)
+        s = self.settings
+        self.embedding_cache = EmbeddingCache(self.dirs.cache, conn)
+        self.retrieval_cache = RetrievalCache(conn, s.retrieval_cache_size)
+        self.answer_cache = AnswerCache(conn, s.answer_cache_size, s.answer_ttl)
+        return [Span("load.catalog", t, time.perf_counter_ns())]
 
-        async def timed(name: str, fn: Any) -> Span:
-            start = time.perf_counter_ns()
-            await fn()
-            return Span(name, start, time.perf_counter_ns())
-
-        spans += await asyncio.gather(
-            timed("load.embedder", self._warm_embedder),
-            timed("load.index", self._warm_index),
-            timed("load.generator", self.generator.warm),
+    async def warm(self) -> list[Span]:
+        """Load everything now, overlapping (for profile's warm runs and long-lived servers)."""
+        if self.catalog is None:
+            await self.open()
+        spans = await asyncio.gather(
+            self._embedder_ready(), self._index_ready(), self._generator_ready()
         )
-        return spans
+        return [s for s in spans if s is not None]
 
-    async def _warm_embedder(self) -> None:
+    def _load(self, name: str, work: Callable[[], Awaitable[None]]) -> asyncio.Future[Span]:
+        """Start a load once; every caller awaits the same one."""
+        if name not in self._loads:
+
+            async def timed() -> Span:
+                start = time.perf_counter_ns()
+                await work()
+                return Span(name, start, time.perf_counter_ns())
+
+            self._loads[name] = asyncio.ensure_future(timed())
+        return self._loads[name]
+
+    async def _await_load(self, name: str, work: Callable[[], Awaitable[None]]) -> Span | None:
+        """The load's span the first time it is awaited (so it is reported once), then None."""
+        future = self._load(name, work)
+        span = await future
+        reported = f"{name}.reported"
+        if reported in self._loads:
+            return None
+        self._loads[reported] = future
+        return span
+
+    async def _embedder_work(self) -> None:
         await self.embedder.aembed(["warm up"])
 
-    async def _warm_index(self) -> None:
-        def work() -> None:
+    async def _index_work(self) -> None:
+        def blocking() -> None:
             import numpy as np
 
-            self.store = Store(self.dirs.chroma)
+            store = Store(self.dirs.chroma)
             probe = np.full((1, self.embedder.dimensions), 1.0, dtype=np.float32)
-            self.store.query(self.index_name, probe, 1)  # Chroma loads HNSW on first query
+            store.query(self._index().name, probe, 1)  # Chroma loads HNSW on the first query
+            self.store = store
 
-        await asyncio.to_thread(work)
+        await asyncio.to_thread(blocking)
+
+    async def _embedder_ready(self) -> Span | None:
+        return await self._await_load("load.embedder", self._embedder_work)
+
+    async def _index_ready(self) -> Span | None:
+        return await self._await_load("load.index", self._index_work)
+
+    async def _generator_ready(self) -> Span | None:
+        return await self._await_load("load.generator", self.generator.warm)
 
     def close(self) -> None:
-        for resource in (self.catalog, self.cache):
+        for resource in (self.catalog, self.embedding_cache):
             if resource is not None:
                 resource.close()
 
-    def _where(self, partitions: Sequence[str]) -> dict | None:
-        unknown = [p for p in partitions if p not in self.partitions]
-        if unknown:
-            known = ", ".join(self.partitions) or "none"
-            raise UsageError(f"unknown partition {unknown[0]!r} (known: {known})")
-        if not partitions:
-            return None
-        if len(partitions) == 1:
-            return {"partition": partitions[0]}
-        return {"partition": {"$in": list(partitions)}}
+    def counters(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for name, cache in (
+            ("embedding", self.embedding_cache),
+            ("retrieval", self.retrieval_cache),
+            ("answer", self.answer_cache),
+        ):
+            if cache is not None:
+                out[name] = {"hits": cache.counters.hits, "misses": cache.counters.misses}
+        if self.answer_cache is not None:
+            out["answer"]["semantic_hits"] = self.answer_cache.semantic_hits
+        return out
 
-    async def _embed_query(self, text: str) -> tuple[np.ndarray, bool]:
+    # -- steps ----------------------------------------------------------------------------
+    def _index(self) -> indexing.IndexInfo:
+        assert self.catalog is not None
+        info = indexing.current(self.catalog)  # re-read: an ingest may have moved it on
+        if info is None:
+            raise NotReadyError("there is no index yet: run `ragcli ingest PATH` first")
+        return info
+
+    def _scope(self, query: Query) -> _Scope:
+        assert self.catalog is not None
+        clauses: list[dict[str, Any]] = []
+        key: dict[str, Any] = {}
+        if query.partitions:
+            known = self.catalog.partitions()
+            unknown = [p for p in query.partitions if p not in known]
+            if unknown:
+                names = ", ".join(known) or "none"
+                raise UsageError(f"unknown partition {unknown[0]!r} (known: {names})")
+            parts = sorted(set(query.partitions))
+            key["partitions"] = parts
+            clauses.append(
+                {"partition": parts[0]} if len(parts) == 1 else {"partition": {"$in": parts}}
+            )
+        if query.since:
+            ts = since_timestamp(query.since)
+            key["since"] = ts
+            clauses.append({"date_ts": {"$gte": ts}})
+        if query.source:
+            sources = [
+                s
+                for s, rel in self.catalog.sources()
+                if fnmatch.fnmatch(s, query.source) or fnmatch.fnmatch(rel, query.source)
+            ]
+            if not sources:
+                raise UsageError(f"--source {query.source!r} matches no ingested document")
+            key["sources"] = sorted(sources)
+            clauses.append({"source": {"$in": sorted(sources)}})
+        where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        return _Scope(where, json.dumps(key, sort_keys=True))
+
+    def _retrieval_key(self, question: str, k: int, scope: _Scope) -> str:
+        info = self._index()
+        return digest_key(
+            "retrieval",
+            self.embedder.cache_id,
+            question,
+            k,
+            scope.key,
+            info.name,
+            info.version,
+            info.params.ef_search,
+        )
+
+    async def _embed_queries(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Vectors for `texts`, cache first, all misses in one model call; also the hit count."""
         import numpy as np
 
-        assert self.cache is not None
+        assert self.embedding_cache is not None
         e = self.embedder
-        key = embedding_key(e.cache_id, e.dimensions, text)
-        found = self.cache.get_many([key])
-        if key in found:
-            return np.frombuffer(found[key], dtype=np.float32)[None, :], True
-        vec = await e.aembed([text])
-        self.cache.put_many(e.cache_id, e.dimensions, [(key, vec[0].astype(np.float32).tobytes())])
-        return vec, False
+        use_cache = "embedding" in self.caches
+        keys = [embedding_key(e.cache_id, e.dimensions, t) for t in texts]
+        found = self.embedding_cache.get_many(keys) if use_cache else {}
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        out = np.empty((len(texts), e.dimensions), dtype=np.float32)
+        for i, k in enumerate(keys):
+            if k in found:
+                out[i] = np.frombuffer(found[k], dtype=np.float32)
+        if missing:
+            vecs = await e.aembed([texts[i] for i in missing])
+            out[missing] = vecs
+            if use_cache:
+                self.embedding_cache.put_many(
+                    e.cache_id, e.dimensions, [(keys[i], out[i].tobytes()) for i in missing]
+                )
+        return out, len(texts) - len(missing)
 
-    async def ask(self, query: Query) -> AsyncIterator[Event]:
+    async def _search(
+        self, vectors: np.ndarray, k: int, where: dict | None
+    ) -> list[list[tuple[str, float]]]:
+        assert self.store is not None
+        name = self._index().name
+        found = await asyncio.to_thread(self.store.query, name, vectors, k, where)
+        return [[(h.id, h.score) for h in row] for row in found]
+
+    async def prefetch(self, queries: Sequence[Query]) -> list[Span]:
+        """Retrieve for many questions at once: missing query vectors in one embedding batch,
+        one Chroma call per distinct (k, filters). `ask` then finds the results ready."""
         if self.catalog is None:
             await self.open()
-        assert self.catalog is not None and self.store is not None
+        todo: dict[str, tuple[str, int, _Scope]] = {}
+        for q in queries:
+            text, k = normalise(q.question), q.k or self.settings.k
+            if not text:
+                continue
+            scope = self._scope(q)
+            rkey = self._retrieval_key(text, k, scope)
+            if "retrieval" in self.caches and self.retrieval_cache.get(rkey) is not None:
+                continue
+            todo[rkey] = (text, k, scope)
+        if not todo:
+            return []
+        spans = [s for s in await asyncio.gather(self._embedder_ready(), self._index_ready()) if s]
+        t0 = time.perf_counter_ns()
+        keys = list(todo)
+        vectors, hits = await self._embed_queries([todo[r][0] for r in keys])
+        t1 = time.perf_counter_ns()
+        spans.append(Span("embed.batch", t0, t1, {"queries": len(keys), "cache_hits": hits}))
+        groups: dict[tuple[int, str], list[int]] = {}
+        for i, r in enumerate(keys):
+            groups.setdefault((todo[r][1], todo[r][2].key), []).append(i)
+        version = self._index().version
+        for (k, _), rows in groups.items():
+            found = await self._search(vectors[rows], k, todo[keys[rows[0]]][2].where)
+            for row, hits_ in zip(rows, found, strict=True):
+                self._prefetched[keys[row]] = hits_
+                if "retrieval" in self.caches:
+                    self.retrieval_cache.put(keys[row], hits_, version)
+        spans.append(Span("retrieve.batch", t1, time.perf_counter_ns(), {"calls": len(groups)}))
+        return spans
+
+    # -- the request path -----------------------------------------------------------------
+    async def ask(self, query: Query) -> AsyncIterator[Event]:
+        if self.catalog is None:
+            for span in await self.open():
+                yield span
+        assert self.catalog is not None and self.answer_cache is not None
         question = normalise(query.question)
         if not question:
             raise UsageError("the question is empty")
         k = query.k or self.settings.k
-        where = self._where(query.partitions)
         t0 = time.perf_counter_ns()
+        scope = self._scope(query)
+        index = self._index()
+        rkey = self._retrieval_key(question, k, scope)
+        hits = self._prefetched.pop(rkey, None)
+        if hits is None and "retrieval" in self.caches:
+            hits = self.retrieval_cache.get(rkey)
+        vector: bytes | None = None
+        if hits is not None:
+            yield Span("retrieve", t0, time.perf_counter_ns(), {"cache": "hit", "k": k})
+        else:
+            # A retrieval miss means a model, an index and most likely an LLM call: start
+            # loading all three now, so they overlap each other and the embedding.
+            self._load("load.index", self._index_work)
+            self._load("load.generator", self.generator.warm)
+            if span := await self._embedder_ready():
+                yield span
+            t1 = time.perf_counter_ns()
+            vectors, cache_hits = await self._embed_queries([question])
+            vector = vectors[0].tobytes()
+            t2 = time.perf_counter_ns()
+            yield Span("embed", t1, t2, {"cache": "hit" if cache_hits else "miss"})
+            if span := await self._index_ready():
+                yield span
+            t3 = time.perf_counter_ns()
+            hits = (await self._search(vectors, k, scope.where))[0]
+            if "retrieval" in self.caches:
+                self.retrieval_cache.put(rkey, hits, index.version)
+            yield Span("retrieve", t3, time.perf_counter_ns(), {"cache": "miss", "k": k})
 
-        vec, hit = await self._embed_query(question)
-        t1 = time.perf_counter_ns()
-        yield Span("embed", t0, t1, {"cache": "hit" if hit else "miss"})
+        records = self.catalog.chunks([cid for cid, _ in hits])
+        ranked = [(records[cid], score) for cid, score in hits if cid in records]
 
-        hits = (await asyncio.to_thread(self.store.query, self.index_name, vec, k, where))[0]
-        records = self.catalog.chunks([h.id for h in hits])
-        ranked = [(records[h.id], h.score) for h in hits if h.id in records]
-        t2 = time.perf_counter_ns()
-        yield Span("retrieve", t1, t2, {"k": k, "hits": len(ranked)})
+        cached: CachedAnswer | None = None
+        akey = digest_key(
+            "answer",
+            question,
+            [c.id for c, _ in ranked],
+            self.generator.name,
+            PROMPT_VERSION,
+            self.settings.max_context_tokens,
+        )
+        if "answer" in self.caches and ranked:
+            t = time.perf_counter_ns()
+            cached = self.answer_cache.get(akey)
+            if cached is None and self.settings.semantic_threshold > 0:
+                if vector is None:
+                    if span := await self._embedder_ready():
+                        yield span
+                    vector = (await self._embed_queries([question]))[0][0].tobytes()
+                cached = self.answer_cache.nearest(
+                    scope.key,
+                    self.generator.name,
+                    index.version,
+                    vector,
+                    self.settings.semantic_threshold,
+                )
+            kind = "" if cached is None else "exact" if cached.similarity == 1.0 else "semantic"
+            yield Span("answer_cache", t, time.perf_counter_ns(), {"cache": kind or "miss"})
+        if cached is not None:
+            async for event in self._replay(cached, t0, kind):
+                yield event
+            return
 
+        t4 = time.perf_counter_ns()
         prompt = build_prompt(
             question, ranked, self.settings.max_context_tokens, self.generator.count_tokens
         )
-        t3 = time.perf_counter_ns()
-        yield Span("prompt", t2, t3, {"tokens": prompt.tokens, "sources": len(prompt.sources)})
+        t5 = time.perf_counter_ns()
+        yield Span("prompt", t4, t5, {"tokens": prompt.tokens, "sources": len(prompt.sources)})
         yield SourcesEvent(prompt.sources, prompt)
-
+        if not prompt.sources:
+            first = time.perf_counter_ns()
+            text = "No ingested text matches this question."
+            yield TokenEvent(text)
+            yield DoneEvent(text, self.generator.name, t0, first, first, 1)
+            return
+        if span := await self._generator_ready():
+            yield span
+        t6 = time.perf_counter_ns()
         pieces: list[str] = []
         first: int | None = None
-        if prompt.sources:
-            async for piece in self.generator.stream(question, prompt):
-                if first is None:
-                    first = time.perf_counter_ns()
-                    yield Span("llm.first_token", t3, first)
-                pieces.append(piece)
-                yield TokenEvent(piece)
-        else:
-            first = time.perf_counter_ns()
-            yield Span("llm.first_token", t3, first, {"skipped": "no sources"})
-            pieces.append("No ingested text matches this question.")
-            yield TokenEvent(pieces[0])
+        async for piece in self.generator.stream(question, prompt):
+            if first is None:
+                first = time.perf_counter_ns()
+                yield Span("llm.first_token", t6, first)
+            pieces.append(piece)
+            yield TokenEvent(piece)
         end = time.perf_counter_ns()
         yield Span("llm.stream", first or end, end, {"pieces": len(pieces)})
-        yield DoneEvent("".join(pieces), self.generator.name, t0, first, end, len(pieces))
+        answer = "".join(pieces)
+        if "answer" in self.caches and answer:
+            self.answer_cache.put(
+                akey,
+                scope=scope.key,
+                question=question,
+                vector=vector,
+                answer=answer,
+                sources=[(s.chunk.id, s.score) for s in prompt.sources],
+                generator=self.generator.name,
+                index_version=index.version,
+            )
+        yield DoneEvent(answer, self.generator.name, t0, first, end, len(pieces))
+
+    async def _replay(self, cached: CachedAnswer, t0: int, kind: str) -> AsyncIterator[Event]:
+        assert self.catalog is not None
+        records = self.catalog.chunks([cid for cid, _ in cached.sources])
+        sources = [
+            Source(i, records[cid], score)
+            for i, (cid, score) in enumerate(
+                [(c, s) for c, s in cached.sources if c in records], start=1
+            )
+        ]
+        yield SourcesEvent(sources, None)
+        first = time.perf_counter_ns()
+        yield Span("llm.first_token", first, first, {"cache": kind})
+        pieces = re.findall(r"\S+\s*", cached.answer) or [cached.answer]
+        for piece in pieces:
+            yield TokenEvent(piece)
+        end = time.perf_counter_ns()
+        yield Span("llm.stream", first, end, {"pieces": len(pieces), "cache": kind})
+        yield DoneEvent(cached.answer, self.generator.name, t0, first, end, len(pieces), kind)

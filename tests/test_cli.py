@@ -31,7 +31,23 @@ def test_ingest_index_ask_profile_status(ragcli: Run, corpus: Path) -> None:
     assert "[1] corpus/ops/pager.md" in ans.stdout
     assert "extractive answer" in ans.stderr  # labelled as quotations, not generated text
 
+    # The answer is cached now: a cold process answers without loading the model or Chroma.
     prof = ragcli("profile", "How do I rotate the on-call pager?", "--runs", "3", "--json")
+    assert prof.returncode == 0, prof.stderr
+    cold = {s["name"]: s for s in json.loads(prof.stdout)["cold"]["spans"]}
+    assert cold["retrieve"]["attrs"]["cache"] == "hit"
+    assert cold["answer_cache"]["attrs"]["cache"] == "exact"
+    assert not {"load.embedder", "load.index", "embed"} & set(cold)
+
+    prof = ragcli(
+        "profile",
+        "How do I rotate the on-call pager?",
+        "--runs",
+        "3",
+        "--json",
+        "--no-cache",
+        "retrieval,answer",
+    )
     assert prof.returncode == 0, prof.stderr
     data = json.loads(prof.stdout)
     cold = [s["name"] for s in data["cold"]["spans"]]

@@ -42,6 +42,8 @@ def test_first_token_is_written_when_it_arrives(ragcli: Run, corpus: Path) -> No
             "--runs",
             "2",
             "--json",
+            "--no-cache",
+            "answer",
             OPENAI_BASE_URL=srv.base_url,
             RAGCLI_LLM_MODEL="m",
         )

@@ -1,0 +1,52 @@
+"""`ragcli cache stats|clear`."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ragcli.caches import cache_stats, clear_caches, open_cache_db
+from ragcli.config import CACHE_NAMES
+from ragcli.datadir import DataDir
+from ragcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from ragcli.config import Settings
+
+
+def stats(settings: Settings) -> dict[str, Any]:
+    path = DataDir(settings.data_dir).cache
+    out: dict[str, Any] = {"path": str(path), "bytes": 0, "caches": {}}
+    if not path.is_file():
+        out["caches"] = {n: {"entries": 0, "oldest_age_s": None} for n in sorted(CACHE_NAMES)}
+        return out
+    conn = open_cache_db(path)
+    try:
+        now = time.time()
+        for name, s in cache_stats(conn).items():
+            oldest = s["oldest"]
+            out["caches"][name] = {
+                "entries": s["entries"],
+                "oldest_age_s": None if oldest is None else round(now - oldest, 1),
+            }
+    finally:
+        conn.close()
+    out["bytes"] = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    return out
+
+
+def clear(settings: Settings, which: str) -> dict[str, int]:
+    names = [n.strip() for n in which.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CACHE_NAMES]
+    if unknown or not names:
+        raise UsageError(
+            f"unknown cache {unknown[0] if unknown else which!r}: use embedding, retrieval, answer"
+        )
+    path = DataDir(settings.data_dir).cache
+    if not path.is_file():
+        return dict.fromkeys(names, 0)
+    conn = open_cache_db(path)
+    try:
+        return clear_caches(conn, names)
+    finally:
+        conn.close()
