@@ -367,11 +367,80 @@ def _source_dict(s: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- profile
+def _int_list(text: str, flag: str) -> list[int]:
+    from ragcli.errors import UsageError
+
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise UsageError(f"{flag} {text!r}: expected positive integers, e.g. 1,4,16")
+    return values
+
+
+def _cold_processes(ctx: typer.Context, query: Any, n: int, no_cache: str | None) -> list[float]:
+    """TTFT from process start of `n` fresh `ragcli profile` processes (true cold starts)."""
+    import subprocess
+
+    from ragcli.errors import RagcliError
+
+    obj = ctx.obj or {}
+    base = [sys.executable, "-m", "ragcli"]
+    for flag in ("data_dir", "config"):
+        if obj.get(flag):
+            base += [f"--{flag.replace('_', '-')}", str(obj[flag])]
+    args = ["profile", query.question, "--runs", "0", "--warmup", "0", "--json"]
+    if query.k:
+        args += ["--k", str(query.k)]
+    for p in query.partitions:
+        args += ["--partition", p]
+    for flag, value in (
+        ("--since", query.since),
+        ("--source", query.source),
+        ("--no-cache", no_cache),
+    ):
+        if value:
+            args += [flag, value]
+    out = []
+    for _ in range(n):
+        proc = subprocess.run(base + args, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RagcliError(f"a cold profile process failed: {proc.stderr.strip()[-300:]}")
+        out.append(json.loads(proc.stdout)["cold"]["ttft_ms"])
+    return out
+
+
 @app.command()
 def profile(
     ctx: typer.Context,
-    question: Annotated[str, typer.Argument(help="The question to time.", show_default=False)],
-    runs: Annotated[int, typer.Option(help="Runs: the first is cold, the rest warm.", min=1)] = 10,
+    question: Annotated[
+        str | None, typer.Argument(help="The question to time.", show_default=False)
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option(help="A question set: one a line, or JSONL (as ask --batch).")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Warm runs measured (after warm-up).", min=0)] = 10,
+    warmup: Annotated[
+        int, typer.Option(help="Warm-up runs, excluded from the figures.", min=0)
+    ] = 1,
+    cold_runs: Annotated[
+        int, typer.Option(help="Cold runs: this process plus N-1 fresh processes.", min=1)
+    ] = 1,
+    ablate: Annotated[bool, typer.Option(help="Switch each optimisation off in turn.")] = False,
+    rounds: Annotated[
+        int, typer.Option(help="Question-set rounds per ablation variant.", min=1)
+    ] = 3,
+    concurrency: Annotated[
+        str | None, typer.Option(help="Concurrency sweep, e.g. 1,4,16,32 (requests in flight).")
+    ] = None,
+    requests: Annotated[int, typer.Option(help="Requests per sweep level.", min=1)] = 32,
+    budget: Annotated[
+        str | None,
+        typer.Option(help="Fail (exit 4) over budget, e.g. ttft_p95=300ms,retrieve_p50=5ms."),
+    ] = None,
+    svg: Annotated[Path | None, typer.Option(help="Write the waterfall as an SVG picture.")] = None,
+    spans: Annotated[Path | None, typer.Option(help="Write every span as JSON lines.")] = None,
     k: Annotated[int | None, typer.Option("--k", "-k", help="Chunks to retrieve [5].")] = None,
     partition: PartitionOpt = None,
     since: SinceOpt = None,
@@ -379,25 +448,81 @@ def profile(
     no_cache: NoCacheOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Time every stage of the pipeline: a cold run from process start, then warm runs."""
+    """Time every stage: a cold run from process start, then warm runs; optionally ablations,
+    a concurrency sweep, an SVG waterfall and a CI budget."""
+    import dataclasses
+
+    from ragcli import profiling
+    from ragcli.budget import check, parse_budgets
+    from ragcli.errors import EXIT_BUDGET, UsageError
     from ragcli.pipeline import Pipeline, Query
-    from ragcli.profiling import process_started_ns
-    from ragcli.profiling import profile as run_profile
 
+    origin = profiling.process_started_ns() or _CLI_STARTED_NS
+    if (question is None) == (questions is None):
+        raise UsageError("give either a QUESTION or --questions FILE")
+    budgets = parse_budgets(budget) if budget else []
+    levels = _int_list(concurrency, "--concurrency") if concurrency else []
     settings = _settings(ctx, k=k, no_cache=no_cache)
+    defaults = (k, tuple(partition or ()), since, source)
+    queries = _read_batch(questions, defaults) if questions else [Query(question, *defaults)]
     pipeline = Pipeline(settings)
-    origin = process_started_ns() or _CLI_STARTED_NS
-    query = Query(question, k, tuple(partition or ()), since, source)
-    try:
-        report = _run(run_profile(pipeline, query, runs, origin))
-    finally:
-        pipeline.close()
-    if as_json:
-        print(json.dumps(report.as_dict()))
-        return
-    from ragcli.render import render_profile
 
-    render_profile(_stdout(), report)
+    def variant(overrides: dict[str, Any]) -> Pipeline:
+        p = Pipeline(dataclasses.replace(settings, **overrides).validate())
+        p.embedder = pipeline.embedder  # the model is loaded once for every variant
+        return p
+
+    async def go() -> profiling.ProfileReport:
+        try:
+            report = await profiling.profile(pipeline, queries, runs, warmup, origin)
+            if levels:
+                report.concurrency = await profiling.sweep(pipeline, queries, levels, requests)
+        finally:
+            pipeline.close()
+        if ablate:
+            report.ablation = await profiling.ablate(variant, queries, rounds, warmup)
+        return report
+
+    report = _run(go())
+    if cold_runs > 1:
+        report.extra_cold_ttft_ms = _cold_processes(ctx, queries[0], cold_runs - 1, no_cache)
+    data = report.as_dict()
+    verdicts = check(budgets, data) if budgets else []
+    if verdicts:
+        data["budgets"] = [
+            {"budget": v.budget.text, "actual_ms": v.actual_ms, "ok": v.ok} for v in verdicts
+        ]
+    if svg:
+        from ragcli.svg import profile_svg
+
+        svg.write_text(profile_svg(data), encoding="utf-8")
+    if spans:
+        _write_spans(spans, report)
+    if as_json:
+        print(json.dumps(data))
+    else:
+        from ragcli.render import render_profile
+
+        render_profile(_stdout(), data)
+    failed = [v for v in verdicts if not v.ok]
+    for v in verdicts:
+        if not as_json:
+            print(("budget ok: " if v.ok else "budget FAILED: ") + v.line())
+    if failed:
+        print("ragcli: error: over budget: " + "; ".join(v.line() for v in failed), file=sys.stderr)
+        raise typer.Exit(EXIT_BUDGET)
+
+
+def _write_spans(path: Path, report: Any) -> None:
+    """Every span of every run as JSON lines (phase, run, question, name, start_ms, ms, attrs)."""
+    with path.open("w", encoding="utf-8") as f:
+        rows = [("cold", 0, report.cold.question, report.cold_spans())]
+        rows += [
+            ("warm", i, r.question, r.span_dicts(r.started_ns)) for i, r in enumerate(report.warm)
+        ]
+        for phase, run, q, items in rows:
+            for item in items:
+                f.write(json.dumps({"phase": phase, "run": run, "question": q, **item}) + "\n")
 
 
 cache_app = typer.Typer(help="Inspect or clear the embedding, retrieval and answer caches.")

@@ -43,6 +43,8 @@ class Settings:
         default=128, metadata={"env": ("RAGCLI_HNSW_EF_CONSTRUCTION",)}
     )
     hnsw_ef_search: int = field(default=64, metadata={"env": ("RAGCLI_HNSW_EF_SEARCH",)})
+    search: str = field(default="hnsw", metadata={"env": ("RAGCLI_SEARCH",)})
+    connection_reuse: bool = field(default=True, metadata={"env": ("RAGCLI_CONNECTION_REUSE",)})
     no_cache: str = field(default="", metadata={"env": ("RAGCLI_NO_CACHE",)})
     answer_ttl: int = field(default=7 * 24 * 3600, metadata={"env": ("RAGCLI_ANSWER_TTL",)})
     semantic_threshold: float = field(default=0.0, metadata={"env": ("RAGCLI_SEMANTIC_THRESHOLD",)})
@@ -94,6 +96,8 @@ class Settings:
             )
         if self.answer_ttl < 0:
             raise ConfigError(f"answer_ttl must be 0 or more seconds, got {self.answer_ttl}")
+        if self.search not in ("hnsw", "exact"):
+            raise ConfigError(f"unknown search {self.search!r}: use 'hnsw' or 'exact'")
         if self.generator not in ("extractive", "openai"):
             raise ConfigError(f"unknown llm {self.generator!r}: use 'extractive' or 'openai'")
         if self.embedder != "local" and not self.embedder.startswith("openai:"):
@@ -102,6 +106,16 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
+_BOOLS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:
@@ -111,6 +125,13 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError
             return int(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in _BOOLS:
+                raise ValueError
+            return _BOOLS[text]
         if kind == "float":
             if isinstance(raw, bool):
                 raise ValueError

@@ -78,6 +78,7 @@ class DoneEvent:
     ended_ns: int
     tokens: int  # streamed pieces
     cached: str = ""  # "", "exact" or "semantic"
+    piece_times_ns: tuple[int, ...] = ()  # arrival of each streamed piece (for ITL)
 
 
 Event = Span | SourcesEvent | TokenEvent | DoneEvent
@@ -139,6 +140,7 @@ class Pipeline:
         self.store: Store | None = None
         self._loads: dict[str, asyncio.Future[Span]] = {}
         self._prefetched: dict[str, list[tuple[str, float]]] = {}
+        self._exact: tuple[str, Any] | None = None
 
     # -- resources ------------------------------------------------------------------------
     async def open(self) -> list[Span]:
@@ -286,10 +288,12 @@ class Pipeline:
             info.name,
             info.version,
             info.params.ef_search,
+            self.settings.search,
         )
 
-    async def _embed_queries(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
-        """Vectors for `texts`, cache first, all misses in one model call; also the hit count."""
+    async def _embed_queries(self, texts: Sequence[str]) -> tuple[np.ndarray, int, Span | None]:
+        """Vectors for `texts`, cache first, all misses in one model call. Also returns the hit
+        count and, if the model had to be loaded for the misses, that load's span."""
         import numpy as np
 
         assert self.embedding_cache is not None
@@ -302,20 +306,29 @@ class Pipeline:
         for i, k in enumerate(keys):
             if k in found:
                 out[i] = np.frombuffer(found[k], dtype=np.float32)
+        load = None
         if missing:
+            load = await self._embedder_ready()
             vecs = await e.aembed([texts[i] for i in missing])
             out[missing] = vecs
             if use_cache:
                 self.embedding_cache.put_many(
                     e.cache_id, e.dimensions, [(keys[i], out[i].tobytes()) for i in missing]
                 )
-        return out, len(texts) - len(missing)
+        return out, len(texts) - len(missing), load
 
     async def _search(
         self, vectors: np.ndarray, k: int, where: dict | None
     ) -> list[list[tuple[str, float]]]:
         assert self.store is not None
         name = self._index().name
+        if self.settings.search == "exact":
+            if self._exact is None or self._exact[0] != name:
+                from ragcli.exact import ExactIndex
+
+                self._exact = (name, await asyncio.to_thread(ExactIndex, self.store, name))
+            found = self._exact[1].query(vectors, k, where)
+            return [[(h.id, h.score) for h in row] for row in found]
         found = await asyncio.to_thread(self.store.query, name, vectors, k, where)
         return [[(h.id, h.score) for h in row] for row in found]
 
@@ -336,12 +349,16 @@ class Pipeline:
             todo[rkey] = (text, k, scope)
         if not todo:
             return []
-        spans = [s for s in await asyncio.gather(self._embedder_ready(), self._index_ready()) if s]
+        self._load("load.index", self._index_work)
         t0 = time.perf_counter_ns()
         keys = list(todo)
-        vectors, hits = await self._embed_queries([todo[r][0] for r in keys])
+        vectors, hits, load = await self._embed_queries([todo[r][0] for r in keys])
+        spans = [load] if load else []
         t1 = time.perf_counter_ns()
         spans.append(Span("embed.batch", t0, t1, {"queries": len(keys), "cache_hits": hits}))
+        if load := await self._index_ready():
+            spans.append(load)
+            t1 = time.perf_counter_ns()
         groups: dict[tuple[int, str], list[int]] = {}
         for i, r in enumerate(keys):
             groups.setdefault((todo[r][1], todo[r][2].key), []).append(i)
@@ -380,12 +397,14 @@ class Pipeline:
             # loading all three now, so they overlap each other and the embedding.
             self._load("load.index", self._index_work)
             self._load("load.generator", self.generator.warm)
-            if span := await self._embedder_ready():
-                yield span
+            await asyncio.sleep(0)  # let the loads start their threads before we embed
             t1 = time.perf_counter_ns()
-            vectors, cache_hits = await self._embed_queries([question])
+            vectors, cache_hits, load = await self._embed_queries([question])
             vector = vectors[0].tobytes()
             t2 = time.perf_counter_ns()
+            if load:
+                yield load
+                t1 = load.end_ns
             yield Span("embed", t1, t2, {"cache": "hit" if cache_hits else "miss"})
             if span := await self._index_ready():
                 yield span
@@ -412,9 +431,10 @@ class Pipeline:
             cached = self.answer_cache.get(akey)
             if cached is None and self.settings.semantic_threshold > 0:
                 if vector is None:
-                    if span := await self._embedder_ready():
-                        yield span
-                    vector = (await self._embed_queries([question]))[0][0].tobytes()
+                    vectors, _, load = await self._embed_queries([question])
+                    if load:
+                        yield load
+                    vector = vectors[0].tobytes()
                 cached = self.answer_cache.nearest(
                     scope.key,
                     self.generator.name,
@@ -446,10 +466,12 @@ class Pipeline:
             yield span
         t6 = time.perf_counter_ns()
         pieces: list[str] = []
+        times: list[int] = []
         first: int | None = None
         async for piece in self.generator.stream(question, prompt):
+            times.append(time.perf_counter_ns())
             if first is None:
-                first = time.perf_counter_ns()
+                first = times[0]
                 yield Span("llm.first_token", t6, first)
             pieces.append(piece)
             yield TokenEvent(piece)
@@ -467,7 +489,7 @@ class Pipeline:
                 generator=self.generator.name,
                 index_version=index.version,
             )
-        yield DoneEvent(answer, self.generator.name, t0, first, end, len(pieces))
+        yield DoneEvent(answer, self.generator.name, t0, first, end, len(pieces), "", tuple(times))
 
     async def _replay(self, cached: CachedAnswer, t0: int, kind: str) -> AsyncIterator[Event]:
         assert self.catalog is not None

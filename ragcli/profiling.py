@@ -1,18 +1,31 @@
-"""Repeated timed runs of the pipeline and their percentiles. Data only: the CLI renders it."""
+"""Timed runs of the pipeline and what they add up to. Data only: the CLI renders it.
+
+Conventions follow the serving benchmarks people know (vLLM's benchmark_serving, llmperf):
+TTFT (question received → first answer token), ITL (gap between consecutive streamed pieces),
+end-to-end latency, output pieces per second, and p50/p90/p99 with the number of runs.
+Warm-up runs are excluded and reported as such. Stage names: `embed`, `retrieve`,
+`answer_cache`, `prompt`, `llm.first_token`, `llm.stream`; cold-start stages `startup`,
+`load.catalog`, `load.embedder`, `load.index`, `load.generator`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ragcli.pipeline import DoneEvent, Pipeline, Query, Span
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from ragcli.config import Settings
 
-STAGES = ("embed", "retrieve", "prompt", "llm.first_token", "llm.stream")
+SCHEMA = "ragcli.profile/1"
+STAGES = ("embed", "retrieve", "answer_cache", "prompt", "llm.first_token", "llm.stream")
+PERCENTILES = (50, 90, 95, 99)
 
 
 def process_started_ns() -> int | None:
@@ -38,92 +51,87 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def summarize(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    out: dict[str, float] = {f"p{p}": round(percentile(values, p), 4) for p in PERCENTILES}
+    out.update(
+        mean=round(sum(values) / len(values), 4),
+        min=round(min(values), 4),
+        max=round(max(values), 4),
+        n=len(values),
+    )
+    return out
+
+
 @dataclass
 class RunRecord:
+    """One question answered: its spans and its streaming timeline."""
+
+    question: str
     spans: list[Span]
-    ttft_ms: float  # question received → first answer token
-    total_ms: float
-    answer: str
+    started_ns: int  # question received (or, in a round, the round's start)
+    first_ns: int
+    ended_ns: int
+    piece_times_ns: tuple[int, ...]
+    pieces: int
+    cached: str
+
+    @property
+    def ttft_ms(self) -> float:
+        return (self.first_ns - self.started_ns) / 1e6
+
+    @property
+    def e2e_ms(self) -> float:
+        return (self.ended_ns - self.started_ns) / 1e6
+
+    @property
+    def itl_ms(self) -> list[float]:
+        t = self.piece_times_ns
+        return [(b - a) / 1e6 for a, b in zip(t, t[1:], strict=False)]
+
+    @property
+    def pre_llm_ms(self) -> float:
+        """ragcli's own share of TTFT: question received → LLM request (or cached replay)."""
+        llm = next((s for s in self.spans if s.name == "llm.first_token"), None)
+        return ((llm.start_ns if llm else self.first_ns) - self.started_ns) / 1e6
+
+    @property
+    def output_per_s(self) -> float:
+        seconds = (self.ended_ns - self.first_ns) / 1e9
+        return self.pieces / seconds if seconds > 0 else float("inf")
 
     def stage_ms(self) -> dict[str, float]:
         return {s.name: s.ms for s in self.spans}
 
-    @property
-    def pre_llm_ms(self) -> float:
-        """ragcli's own share of TTFT: question received → LLM request (embed, retrieve, prompt)."""
-        llm = next(s for s in self.spans if s.name == "llm.first_token")
-        return (llm.start_ns - self.spans[0].start_ns) / 1e6
-
-
-@dataclass
-class ProfileReport:
-    question: str
-    generator: str
-    origin_ns: int  # the cold run's time zero: process start when known
-    load_spans: list[Span]
-    cold: RunRecord
-    warm: list[RunRecord] = field(default_factory=list)
-
-    @property
-    def cold_ttft_ms(self) -> float:
-        """From process start (or profile start) to the cold run's first token."""
-        first = next(s for s in self.cold.spans if s.name == "llm.first_token")
-        return (first.end_ns - self.origin_ns) / 1e6
-
-    def stats(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        runs = self.warm or [self.cold]
-        series: dict[str, list[float]] = {
-            name: [] for name in (*STAGES, "pre_llm", "ttft", "total")
-        }
-        for run in runs:
-            stage = run.stage_ms()
-            for name in STAGES:
-                series[name].append(stage.get(name, 0.0))
-            series["pre_llm"].append(run.pre_llm_ms)
-            series["ttft"].append(run.ttft_ms)
-            series["total"].append(run.total_ms)
-        for name, values in series.items():
-            out[name] = {
-                "p50": percentile(values, 50),
-                "p95": percentile(values, 95),
-                "mean": sum(values) / len(values),
-                "n": len(values),
+    def span_dicts(self, zero_ns: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": s.name,
+                "start_ms": round((s.start_ns - zero_ns) / 1e6, 3),
+                "ms": round(s.ms, 3),
+                **({"attrs": s.attrs} if s.attrs else {}),
             }
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        def spans(items: list[Span], zero: int) -> list[dict[str, Any]]:
-            return [
-                {
-                    "name": s.name,
-                    "start_ms": round((s.start_ns - zero) / 1e6, 3),
-                    "ms": round(s.ms, 3),
-                    **({"attrs": s.attrs} if s.attrs else {}),
-                }
-                for s in items
-            ]
-
-        return {
-            "question": self.question,
-            "generator": self.generator,
-            "cold": {
-                "ttft_ms": round(self.cold_ttft_ms, 3),
-                "spans": spans(self.load_spans + self.cold.spans, self.origin_ns),
-            },
-            "warm": {
-                "runs": len(self.warm),
-                "stats": {
-                    k: {m: round(v, 3) for m, v in s.items()} for k, s in self.stats().items()
-                },
-                "last": spans(self.warm[-1].spans, self.warm[-1].spans[0].start_ns)
-                if self.warm
-                else [],
-            },
-        }
+            for s in sorted(self.spans, key=lambda s: s.start_ns)
+        ]
 
 
-async def run_once(pipeline: Pipeline, query: Query) -> RunRecord:
+def run_stats(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
+    """Per-metric summaries over runs; a stage a run skipped (a cache hit) counts as 0 ms."""
+    out: dict[str, dict[str, float]] = {
+        "ttft": summarize([r.ttft_ms for r in runs]),
+        "e2e": summarize([r.e2e_ms for r in runs]),
+        "pre_llm": summarize([r.pre_llm_ms for r in runs]),
+        "itl": summarize([g for r in runs for g in r.itl_ms]),
+        "output_per_s": summarize([r.output_per_s for r in runs if r.pieces > 1]),
+    }
+    for stage in STAGES:
+        out[stage] = summarize([r.stage_ms().get(stage, 0.0) for r in runs])
+    return out
+
+
+async def run_once(pipeline: Pipeline, query: Query, started_ns: int | None = None) -> RunRecord:
+    """Answer one question, keeping every span; `started_ns` overrides the start (rounds)."""
     spans: list[Span] = []
     done: DoneEvent | None = None
     async for event in pipeline.ask(query):
@@ -133,21 +141,224 @@ async def run_once(pipeline: Pipeline, query: Query) -> RunRecord:
             done = event
     assert done is not None and done.first_token_ns is not None
     return RunRecord(
+        query.question,
         spans,
-        (done.first_token_ns - done.started_ns) / 1e6,
-        (done.ended_ns - done.started_ns) / 1e6,
-        done.answer,
+        started_ns or done.started_ns,
+        done.first_token_ns,
+        done.ended_ns,
+        done.piece_times_ns,
+        done.tokens,
+        done.cached,
     )
 
 
+async def run_round(
+    pipeline: Pipeline, queries: Sequence[Query], *, batch: bool, concurrency: int
+) -> tuple[list[RunRecord], float]:
+    """Answer a whole question set as a user submitting it would: TTFT counts from the moment
+    the set was submitted. Returns the records and the round's wall time in ms."""
+    start = time.perf_counter_ns()
+    if batch and len(queries) > 1:
+        await pipeline.prefetch(queries)
+    limit = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(q: Query) -> RunRecord:
+        async with limit:
+            return await run_once(pipeline, q, start)
+
+    records = list(await asyncio.gather(*(one(q) for q in queries)))
+    return records, (time.perf_counter_ns() - start) / 1e6
+
+
+# -- the default profile: one cold run, warm-up, warm runs -------------------------------
+@dataclass
+class ProfileReport:
+    questions: list[str]
+    generator: str
+    settings: dict[str, Any]
+    origin_ns: int  # the cold run's time zero: process start when known
+    load_spans: list[Span]
+    cold: RunRecord
+    warmup: int
+    warm: list[RunRecord] = field(default_factory=list)
+    extra_cold_ttft_ms: list[float] = field(default_factory=list)  # from --cold-runs processes
+    ablation: list[dict[str, Any]] | None = None
+    concurrency: list[dict[str, Any]] | None = None
+
+    @property
+    def cold_ttft_ms(self) -> float:
+        """From process start (or profile start) to the cold run's first token."""
+        return (self.cold.first_ns - self.origin_ns) / 1e6
+
+    def cold_spans(self) -> list[dict[str, Any]]:
+        rec = dataclasses.replace(self.cold, spans=self.load_spans + self.cold.spans)
+        return rec.span_dicts(self.origin_ns)
+
+    def as_dict(self) -> dict[str, Any]:
+        last = self.warm[-1] if self.warm else None
+        return {
+            "schema": SCHEMA,
+            "questions": self.questions,
+            "generator": self.generator,
+            "settings": self.settings,
+            "cold": {
+                "ttft_ms": round(self.cold_ttft_ms, 3),
+                "ttft_ms_runs": [round(self.cold_ttft_ms, 3)]
+                + [round(v, 3) for v in self.extra_cold_ttft_ms],
+                "cached": self.cold.cached,
+                "spans": self.cold_spans(),
+            },
+            "warm": {
+                "warmup_runs_excluded": self.warmup,
+                "runs": len(self.warm),
+                "stats": run_stats(self.warm) if self.warm else {},
+                "cached_runs": sum(1 for r in self.warm if r.cached),
+                "last": last.span_dicts(last.started_ns) if last else [],
+            },
+            "ablation": self.ablation,
+            "concurrency": self.concurrency,
+        }
+
+
+def settings_snapshot(s: Settings) -> dict[str, Any]:
+    return {
+        "k": s.k,
+        "caches": sorted(s.caches),
+        "search": s.search,
+        "embedder": s.embedder,
+        "llm": s.generator,
+        "max_context_tokens": s.max_context_tokens,
+        "connection_reuse": s.connection_reuse,
+    }
+
+
 async def profile(
-    pipeline: Pipeline, query: Query, runs: int, origin_ns: int | None = None
+    pipeline: Pipeline,
+    queries: Sequence[Query],
+    runs: int,
+    warmup: int = 1,
+    origin_ns: int | None = None,
 ) -> ProfileReport:
-    """One cold run (loading included) then `runs - 1` warm runs in the same process."""
+    """The first question cold (loading included), `warmup` excluded runs, then `runs` warm
+    runs in the same process, cycling through the question set."""
     origin = origin_ns if origin_ns is not None else time.perf_counter_ns()
     start = time.perf_counter_ns()
     load_spans = [Span("startup", origin, start)] if origin_ns is not None else []
     load_spans += await pipeline.open()
-    cold = await run_once(pipeline, query)
-    warm = [await run_once(pipeline, query) for _ in range(max(0, runs - 1))]
-    return ProfileReport(query.question, pipeline.generator.name, origin, load_spans, cold, warm)
+    cold = await run_once(pipeline, queries[0])
+    for i in range(warmup):
+        await run_once(pipeline, queries[(i + 1) % len(queries)])
+    warm = [await run_once(pipeline, queries[(warmup + 1 + i) % len(queries)]) for i in range(runs)]
+    return ProfileReport(
+        [q.question for q in queries],
+        pipeline.generator.name,
+        settings_snapshot(pipeline.settings),
+        origin,
+        load_spans,
+        cold,
+        warmup,
+        warm,
+    )
+
+
+# -- ablation -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    baseline: str  # the row it is compared with
+    settings: dict[str, Any] = field(default_factory=dict)
+    batch: bool = True
+    concurrent: bool = True
+    scoped: bool = True  # keep the questions' partitions
+
+
+# Caches hide everything behind them on a repeated question, so the optimisations behind the
+# caches are measured on the first-time path ("caches off") and compared with that.
+FIRST_TIME = {"no_cache": "retrieval,answer"}
+VARIANTS = (
+    Variant("all optimisations", "all optimisations"),
+    Variant("no embedding cache", "all optimisations", {"no_cache": "embedding,retrieval,answer"}),
+    Variant("no retrieval cache", "all optimisations", {"no_cache": "retrieval"}),
+    Variant("no answer cache", "all optimisations", {"no_cache": "answer"}),
+    Variant("first-time path (retrieval+answer caches off)", "all optimisations", FIRST_TIME),
+    Variant("  exact search instead of HNSW", "first-time path", {**FIRST_TIME, "search": "exact"}),
+    Variant("  no partition scoping", "first-time path", FIRST_TIME, scoped=False),
+    Variant("  no query batching", "first-time path", FIRST_TIME, batch=False),
+    Variant("  no concurrency", "first-time path", FIRST_TIME, concurrent=False),
+    Variant("  no connection reuse", "first-time path", {**FIRST_TIME, "connection_reuse": False}),
+)
+
+
+async def ablate(
+    make_pipeline: Callable[[dict[str, Any]], Pipeline],
+    queries: Sequence[Query],
+    rounds: int,
+    warmup: int,
+    concurrency: int = 8,
+) -> list[dict[str, Any]]:
+    """Answer the question set `rounds` times under each variant (after `warmup` rounds)."""
+    rows: list[dict[str, Any]] = []
+    reference: dict[str, dict[str, float]] = {}
+    for v in VARIANTS:
+        pipeline = make_pipeline(v.settings)
+        qs = [q if v.scoped else dataclasses.replace(q, partitions=()) for q in queries]
+        try:
+            for _ in range(warmup):
+                await run_round(pipeline, qs, batch=v.batch, concurrency=concurrency)
+            records: list[RunRecord] = []
+            walls: list[float] = []
+            for _ in range(rounds):
+                recs, wall = await run_round(
+                    pipeline, qs, batch=v.batch, concurrency=concurrency if v.concurrent else 1
+                )
+                records += recs
+                walls.append(wall)
+        finally:
+            pipeline.close()
+        ttft = summarize([r.ttft_ms for r in records])
+        row = {
+            "variant": v.name.strip(),
+            "baseline": v.baseline,
+            "ttft": ttft,
+            "pre_llm": summarize([r.pre_llm_ms for r in records]),
+            "round_ms": summarize(walls),
+            "requests": len(records),
+        }
+        if v.name.strip() in ("all optimisations", "first-time path (retrieval+answer caches off)"):
+            reference[v.name.strip().split(" (")[0]] = ttft
+        base = reference.get(v.baseline)
+        if base and base.get("p50"):
+            row["ttft_p50_change"] = round(ttft["p50"] / base["p50"] - 1, 4)
+            row["ttft_p95_change"] = round(ttft["p95"] / base["p95"] - 1, 4)
+        rows.append(row)
+    return rows
+
+
+# -- concurrency sweep --------------------------------------------------------------------
+async def sweep(
+    pipeline: Pipeline, queries: Sequence[Query], levels: Sequence[int], requests: int
+) -> list[dict[str, Any]]:
+    """`requests` questions per level with `level` in flight, each timed from its own start."""
+    out: list[dict[str, Any]] = []
+    for level in levels:
+        n = max(requests, level)
+        limit = asyncio.Semaphore(level)
+
+        async def one(i: int, limit: asyncio.Semaphore = limit) -> RunRecord:
+            async with limit:
+                return await run_once(pipeline, queries[i % len(queries)])
+
+        start = time.perf_counter_ns()
+        records = list(await asyncio.gather(*(one(i) for i in range(n))))
+        wall_s = (time.perf_counter_ns() - start) / 1e9
+        out.append(
+            {
+                "concurrency": level,
+                "requests": n,
+                "wall_s": round(wall_s, 4),
+                "requests_per_s": round(n / wall_s, 2),
+                "ttft": summarize([r.ttft_ms for r in records]),
+                "e2e": summarize([r.e2e_ms for r in records]),
+            }
+        )
+    return out

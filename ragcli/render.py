@@ -1,83 +1,147 @@
-"""Terminal rendering of profiles: waterfalls and percentile tables (rich)."""
+"""Terminal rendering of a profile (rich), from the same dict that `--json` prints."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ragcli.pipeline import Span
-    from ragcli.profiling import ProfileReport
+_SHOWN = (
+    "ttft",
+    "pre_llm",
+    "e2e",
+    "itl",
+    "output_per_s",
+    "embed",
+    "retrieve",
+    "answer_cache",
+    "prompt",
+    "llm.first_token",
+    "llm.stream",
+)
+_LABELS = {
+    "ttft": "TTFT",
+    "pre_llm": "ragcli before the LLM",
+    "e2e": "end to end",
+    "itl": "ITL",
+    "output_per_s": "output pieces/s",
+}
 
-BAR_WIDTH = 40
 
-
-def _bar(start: float, length: float, total: float) -> str:
+def _bar(start: float, length: float, total: float, width: int) -> str:
     if total <= 0:
         return ""
-    lead = int(start / total * BAR_WIDTH)
-    cells = max(1, round(length / total * BAR_WIDTH)) if length > 0 else 0
-    cells = min(cells, BAR_WIDTH - lead) or (1 if length > 0 else 0)
-    return " " * lead + "█" * cells
+    lead = min(int(start / total * width), width - 1)
+    cells = max(1, round(length / total * width))
+    return " " * lead + "█" * min(cells, width - lead)
 
 
-def waterfall(title: str, spans: list[Span], zero_ns: int) -> object:
+def waterfall(title: str, spans: list[dict[str, Any]], console_width: int = 100) -> Any:
     from rich.table import Table
 
-    end = max(s.end_ns for s in spans)
-    total = (end - zero_ns) / 1e6
+    width = max(12, min(44, console_width - 64))
+    total = max((s["start_ms"] + s["ms"] for s in spans), default=0.0)
     table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    table.add_column("stage")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("", style="dim", no_wrap=True)
     table.add_column("start ms", justify="right")
     table.add_column("ms", justify="right")
     table.add_column(f"0 ─ {total:.1f} ms", no_wrap=True)
     for s in spans:
-        start = (s.start_ns - zero_ns) / 1e6
-        note = ""
-        if s.attrs.get("cache"):
-            note = f" cache {s.attrs['cache']}"
+        note = s.get("attrs", {}).get("cache", "")
         table.add_row(
-            s.name + note, f"{start:.1f}", f"{s.ms:.2f}", f"[cyan]{_bar(start, s.ms, total)}[/]"
+            s["name"],
+            note,
+            f"{s['start_ms']:.1f}",
+            f"{s['ms']:.2f}",
+            f"[cyan]{_bar(s['start_ms'], s['ms'], total, width)}[/]",
         )
     return table
 
 
-def render_profile(console: Console, report: ProfileReport) -> None:
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v * 100:+.0f} %"
+
+
+def render_profile(console: Console, report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    cold_spans = report.load_spans + report.cold.spans
+    cold, warm = report["cold"], report["warm"]
+    runs = cold["ttft_ms_runs"]
+    more = (
+        f"; {len(runs)} cold processes, p50 {sorted(runs)[len(runs) // 2]:.1f} ms"
+        if len(runs) > 1
+        else ""
+    )
     console.print(
         waterfall(
-            f"Cold run (from process start): first token after {report.cold_ttft_ms:.1f} ms",
-            cold_spans,
-            report.origin_ns,
+            f"Cold run, from process start: first token after {cold['ttft_ms']:.1f} ms{more}"
+            + (f" (answer cache {cold['cached']})" if cold["cached"] else ""),
+            cold["spans"],
         )
     )
     console.print()
-    if not report.warm:
-        return
-    last = report.warm[-1]
-    console.print(
-        waterfall(
-            f"Warm run (same process): first token after {last.ttft_ms:.2f} ms",
-            last.spans,
-            last.spans[0].start_ns,
+    if warm["runs"]:
+        console.print(
+            waterfall(
+                f"Warm run (same process, last of {warm['runs']}): "
+                f"TTFT {warm['stats']['ttft']['p50']:.2f} ms p50",
+                warm["last"],
+            )
         )
-    )
-    console.print()
-    stats = report.stats()
-    n = len(report.warm)
-    table = Table(
-        title=f"Warm runs: {n} (the cold run excluded); generator {report.generator}",
-        title_justify="left",
-    )
-    table.add_column("stage")
-    for col in ("p50 ms", "p95 ms", "mean ms"):
-        table.add_column(col, justify="right")
-    labels = {"pre_llm": "ragcli before the LLM", "ttft": "time to first token"}
-    for name, s in stats.items():
-        table.add_row(
-            labels.get(name, name), f"{s['p50']:.3f}", f"{s['p95']:.3f}", f"{s['mean']:.3f}"
+        console.print()
+        table = Table(
+            title=f"Warm: {warm['runs']} runs, {warm['warmup_runs_excluded']} warm-up run(s) "
+            f"excluded, {warm['cached_runs']} answered from the answer cache; "
+            f"generator {report['generator']}",
+            title_justify="left",
         )
-    console.print(table)
+        table.add_column("metric (ms)")
+        for col in ("p50", "p90", "p99", "mean", "n"):
+            table.add_column(col, justify="right")
+        for name in _SHOWN:
+            s = warm["stats"].get(name, {})
+            if not s.get("n"):
+                continue
+            table.add_row(
+                _LABELS.get(name, name),
+                *(f"{s[c]:.3f}" for c in ("p50", "p90", "p99", "mean")),
+                str(s["n"]),
+            )
+        console.print(table)
+    if report.get("ablation"):
+        console.print()
+        table = Table(
+            title="Ablation: each optimisation off in turn (TTFT from question-set submission)",
+            title_justify="left",
+        )
+        for col in ("variant", "TTFT p50", "TTFT p95", "vs", "Δp50", "Δp95", "round p50"):
+            table.add_column(col, justify="left" if col in ("variant", "vs") else "right")
+        for row in report["ablation"]:
+            t = row["ttft"]
+            table.add_row(
+                row["variant"],
+                f"{t['p50']:.2f}",
+                f"{t['p95']:.2f}",
+                "" if row["baseline"] == row["variant"] else row["baseline"],
+                _pct(row.get("ttft_p50_change")),
+                _pct(row.get("ttft_p95_change")),
+                f"{row['round_ms']['p50']:.1f}",
+            )
+        console.print(table)
+    if report.get("concurrency"):
+        console.print()
+        table = Table(title="Concurrency sweep", title_justify="left")
+        for col in ("in flight", "requests", "req/s", "TTFT p50", "TTFT p99", "e2e p50"):
+            table.add_column(col, justify="right")
+        for row in report["concurrency"]:
+            table.add_row(
+                str(row["concurrency"]),
+                str(row["requests"]),
+                f"{row['requests_per_s']:.1f}",
+                f"{row['ttft']['p50']:.2f}",
+                f"{row['ttft']['p99']:.2f}",
+                f"{row['e2e']['p50']:.2f}",
+            )
+        console.print(table)

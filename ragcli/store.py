@@ -131,6 +131,22 @@ class Store:
                 return out
             offset += step
 
+    def dump(self, name: str) -> tuple[list[str], list[Any], list[dict]]:
+        """Every id, vector and metadata of a collection (for exact search)."""
+        coll = self._get(name)
+        ids: list[str] = []
+        vectors: list[Any] = []
+        metas: list[dict] = []
+        step, offset = 5000, 0
+        while True:
+            got = coll.get(include=["embeddings", "metadatas"], limit=step, offset=offset)
+            ids += got["ids"]
+            vectors += list(got["embeddings"])
+            metas += got["metadatas"]
+            if len(got["ids"]) < step:
+                return ids, vectors, metas
+            offset += step
+
     def query(
         self, name: str, vectors: np.ndarray, k: int, where: dict | None = None
     ) -> list[list[Hit]]:

@@ -46,7 +46,7 @@ def test_ingest_index_ask_profile_status(ragcli: Run, corpus: Path) -> None:
         "3",
         "--json",
         "--no-cache",
-        "retrieval,answer",
+        "all",
     )
     assert prof.returncode == 0, prof.stderr
     data = json.loads(prof.stdout)
@@ -55,8 +55,9 @@ def test_ingest_index_ask_profile_status(ragcli: Run, corpus: Path) -> None:
     assert {"load.embedder", "load.index", "embed", "retrieve", "prompt", "llm.first_token"} <= set(
         cold
     )
-    assert data["warm"]["runs"] == 2
-    assert data["warm"]["stats"]["ttft"]["n"] == 2
+    assert data["schema"] == "ragcli.profile/1"
+    assert (data["warm"]["runs"], data["warm"]["warmup_runs_excluded"]) == (3, 1)
+    assert data["warm"]["stats"]["ttft"]["n"] == 3
     assert data["cold"]["ttft_ms"] > data["warm"]["stats"]["ttft"]["p50"]
 
     status = json.loads(ragcli("status", "--json").stdout)

@@ -14,7 +14,10 @@ def open_generator(settings: Settings) -> Generator:
         from ragcli.generators.openai_compat import OpenAIGenerator
 
         return OpenAIGenerator(
-            settings.llm_model, settings.openai_base_url, settings.openai_api_key
+            settings.llm_model,
+            settings.openai_base_url,
+            settings.openai_api_key,
+            reuse_connections=settings.connection_reuse,
         )
     from ragcli.generators.extractive import ExtractiveGenerator
 

@@ -31,25 +31,32 @@ def describe_openai_error(exc: Exception, base_url: str) -> str:
 class OpenAIGenerator:
     label = ""
 
-    def __init__(self, model: str, base_url: str = "", api_key: str = "") -> None:
+    def __init__(
+        self, model: str, base_url: str = "", api_key: str = "", reuse_connections: bool = True
+    ) -> None:
         self.model = model
+        self.reuse_connections = reuse_connections
         self.base_url = base_url
         self._api_key = api_key
         self.name = f"openai:{model}"
         self._client: Any = None
         self._encoding: Any = None
 
+    def _new_client(self) -> Any:
+        import openai
+
+        if not self._api_key and not self.base_url:
+            raise ProviderError("no API key: set OPENAI_API_KEY or OPENAI_BASE_URL")
+        # Local OpenAI-compatible servers usually need no key, but the client insists on one.
+        return openai.AsyncOpenAI(
+            api_key=self._api_key or "not-needed", base_url=self.base_url or None
+        )
+
     @property
     def client(self) -> Any:
+        """One client per process: its connection pool keeps connections alive between calls."""
         if self._client is None:
-            import openai
-
-            if not self._api_key and not self.base_url:
-                raise ProviderError("no API key: set OPENAI_API_KEY or OPENAI_BASE_URL")
-            # Local OpenAI-compatible servers usually need no key, but the client insists on one.
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key or "not-needed", base_url=self.base_url or None
-            )
+            self._client = self._new_client()
         return self._client
 
     def count_tokens(self, text: str) -> int:
@@ -72,8 +79,11 @@ class OpenAIGenerator:
     async def stream(self, question: str, prompt: Prompt) -> AsyncIterator[str]:
         import openai
 
+        # Without reuse (an ablation, `connection_reuse = false`) every request pays a new
+        # client and a new TCP connection, as a naive script would.
+        client = self.client if self.reuse_connections else self._new_client()
         try:
-            response = await self.client.chat.completions.create(
+            response = await client.chat.completions.create(
                 model=self.model, messages=prompt.messages(), stream=True
             )
             async for event in response:
@@ -81,3 +91,6 @@ class OpenAIGenerator:
                     yield event.choices[0].delta.content
         except openai.OpenAIError as exc:
             raise ProviderError(describe_openai_error(exc, self.base_url)) from None
+        finally:
+            if not self.reuse_connections:
+                await client.close()
