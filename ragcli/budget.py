@@ -8,7 +8,7 @@ from typing import Any
 
 from ragcli.errors import UsageError
 
-_ITEM = re.compile(r"^(?P<metric>[a-z_.]+?)(?:_(?P<stat>p50|p90|p95|p99|mean|max))?$")
+_ITEM = re.compile(r"^(?P<metric>[a-z0-9_.]+?)(?:_(?P<stat>p50|p90|p95|p99|mean|max))?$")
 _VALUE = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>us|µs|ms|s)?$")
 _UNIT_MS = {"us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0, None: 1.0}
 
