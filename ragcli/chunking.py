@@ -67,7 +67,13 @@ def chunk_text(text: str, spans: Sequence[tuple[int, int]], size: int, overlap: 
         if end >= len(spans):
             break
         nxt = max(end - overlap, start + 1)
-        # Start the overlap at a word start, so the chunk re-tokenises to the same pieces.
+        # Start the overlap at a sentence start if one lies inside it (a chunk then reads from
+        # the beginning of a sentence), else at a word start (so it re-tokenises the same).
+        sentence = next(
+            (j for j in range(nxt, end) if _break_quality(text, spans, j - 1) >= 1), None
+        )
+        if sentence is not None:
+            nxt = sentence
         while nxt < end and spans[nxt][0] == spans[nxt - 1][1] and text[spans[nxt][0]].isalnum():
             nxt += 1
         start = nxt

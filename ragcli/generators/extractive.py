@@ -64,7 +64,8 @@ def _units(prompt: Prompt) -> list[_Unit]:
             for sentence in _SENTENCE.split(stripped):
                 sentence = sentence.strip()
                 words = terms(sentence)
-                if len(sentence.split()) >= 4 and words:
+                # A lower-case start is a fragment (a chunk cut mid-sentence) or a code line.
+                if len(sentence.split()) >= 4 and words and not sentence[0].islower():
                     out.append(_Unit(sentence, src.number, rank, src.score, frozenset(words)))
     return out
 
