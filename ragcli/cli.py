@@ -105,28 +105,55 @@ def ingest(
     max_file_size: Annotated[int, typer.Option(help="Skip files larger than this (bytes).")] = 20
     * 1024
     * 1024,
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            "--embedder", help="local, or openai:MODEL (e.g. openai:text-embedding-3-small)."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Remote embedder: most requests in flight [8].")
+    ] = None,
+    rpm: Annotated[
+        int | None, typer.Option(help="Remote embedder: requests per minute, 0 = unpaced [0].")
+    ] = None,
+    tpm: Annotated[
+        int | None, typer.Option(help="Remote embedder: tokens per minute, 0 = unpaced [0].")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Read documents, chunk them by tokens, embed them (cached) and index them."""
     from ragcli.embedders import open_embedder
     from ragcli.ingest import ingest as run_ingest
 
-    settings = _settings(ctx, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
+    settings = _settings(
+        ctx,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        embedder=embedder,
+        embed_concurrency=concurrency,
+        embed_rpm=rpm,
+        embed_tpm=tpm,
+    )
     err = _stderr()
-    embedder = open_embedder(settings)
+    model = open_embedder(settings)
     if as_json or not sys.stderr.isatty():
-        report = _run(
-            run_ingest(paths, settings, embedder, partition, follow_symlinks, max_file_size)
-        )
+        report = _run(run_ingest(paths, settings, model, partition, follow_symlinks, max_file_size))
     else:
         report = _ingest_with_progress(
-            paths, settings, embedder, partition, follow_symlinks, max_file_size
+            paths, settings, model, partition, follow_symlinks, max_file_size
         )
     if as_json:
         print(json.dumps(report.as_dict()))
         return
     for skipped in report.skipped:
         err.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}", markup=True)
+    if report.truncated:
+        err.print(
+            f"[yellow]truncated[/] {report.truncated} chunks over the embedder's "
+            f"{model.max_tokens}-token input limit",
+            markup=True,
+        )
     _print_ingest_summary(report, settings)
 
 
@@ -299,10 +326,16 @@ def _print_sources(result: dict[str, Any]) -> None:
         _stderr().print(f"[dim](cached answer: {result['cached']} match)[/]")
     print("\n")
     print("Sources:")
+    # One line per document; the numbers are its chunks as cited in the answer.
+    docs: dict[str, list[dict[str, Any]]] = {}
     for s in result["sources"]:
+        docs.setdefault(s["source"], []).append(s)
+    for source, chunks in docs.items():
+        first = chunks[0]
+        refs = "".join(f"[{c['number']}]" for c in chunks)
         print(
-            f"  [{s['number']}] {s['source']} — {s['title']} ({s['partition']}, {s['date']}) "
-            f"score {s['score']:.3f}"
+            f"  {refs} {source} — {first['title']} ({first['partition']}, {first['date']}) "
+            f"score {max(c['score'] for c in chunks):.3f}"
         )
 
 
