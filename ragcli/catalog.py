@@ -122,29 +122,69 @@ class Catalog:
         """Record a new mtime for a file whose content did not change."""
         self.conn.execute("UPDATE documents SET mtime_ns = ? WHERE path = ?", (mtime_ns, path))
 
+    @staticmethod
+    def chunk_rows(doc: Document, chunks: Sequence[Chunk]) -> list[tuple]:
+        """The `chunks` rows a document's chunks become (ids are deterministic)."""
+        rows = []
+        for ch in chunks:
+            h = text_hash(ch.text)
+            rows.append(
+                (
+                    chunk_id(doc.ref.source, ch.position, h),
+                    str(doc.ref.path),
+                    ch.position,
+                    ch.text,
+                    h,
+                    ch.n_tokens,
+                    ch.start,
+                    ch.end,
+                )
+            )
+        return rows
+
+    def _ids_of(self, path: str) -> set[str]:
+        return {
+            r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_path = ?", (path,))
+        }
+
+    def plan(
+        self, replaced: Sequence[tuple[Document, Sequence[Chunk]]], removed: Iterable[str]
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """What `apply` would change, without changing it: ((id, text) added, ids deleted)."""
+        added: list[tuple[str, str]] = []
+        deleted: list[str] = []
+        for path in removed:
+            deleted += sorted(self._ids_of(path))
+        for doc, chunks in replaced:
+            old = self._ids_of(str(doc.ref.path))
+            rows = self.chunk_rows(doc, chunks)
+            added += [(r[0], r[3]) for r in rows if r[0] not in old]
+            deleted += sorted(old - {r[0] for r in rows})
+        return added, deleted
+
     def apply(
         self,
         replaced: Sequence[tuple[Document, Sequence[Chunk]]],
         removed: Iterable[str],
         embedder_id: str,
-    ) -> tuple[list[str], list[str]]:
-        """Replace documents' chunks and drop removed documents in ONE transaction.
-
-        Returns (added chunk ids, deleted chunk ids) so the index can follow.
-        """
-        added: list[str] = []
-        deleted: list[str] = []
+        index_follows: bool = False,
+    ) -> bool:
+        """Replace documents' chunks and drop removed documents in ONE transaction; bump the
+        version if the chunk set changed. With `index_follows`, the index is recorded as
+        reflecting the new version in the same transaction (its caller has already added the
+        new chunks to it). Returns whether anything changed."""
         now = time.time()
+        changed = False
         with transaction(self.conn) as c:
             for path in removed:
-                deleted += [
-                    r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_path = ?", (path,))
-                ]
+                changed |= bool(self._ids_of(path))
                 c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
                 c.execute("DELETE FROM documents WHERE path = ?", (path,))
             for doc, chunks in replaced:
                 path = str(doc.ref.path)
-                old = {r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_path = ?", (path,))}
+                old = self._ids_of(path)
+                rows = self.chunk_rows(doc, chunks)
+                changed |= old != {r[0] for r in rows}
                 c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
                 c.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -163,19 +203,13 @@ class Catalog:
                         now,
                     ),
                 )
-                rows = []
-                for ch in chunks:
-                    h = text_hash(ch.text)
-                    cid = chunk_id(doc.ref.source, ch.position, h)
-                    rows.append((cid, path, ch.position, ch.text, h, ch.n_tokens, ch.start, ch.end))
                 c.executemany("INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?)", rows)
-                new = {r[0] for r in rows}
-                added += [cid for cid in new if cid not in old]
-                deleted += sorted(old - new)
-            if added or deleted:
+            if changed:
                 self.set_meta("version", str(self.version + 1))
+                if index_follows:
+                    self.set_meta("index.version", str(self.version))
             self.set_meta("embedder", embedder_id)
-        return added, deleted
+        return changed
 
     # -- read side ----------------------------------------------------------------------
     def chunks(self, ids: Sequence[str]) -> dict[str, ChunkRecord]:
@@ -189,6 +223,19 @@ class Catalog:
                 part,
             )
             out.update((r[0], ChunkRecord(*r)) for r in rows)
+        return out
+
+    def known_ids(self, ids: set[str]) -> set[str]:
+        """The subset of `ids` that are chunks of the catalogue."""
+        out: set[str] = set()
+        items = sorted(ids)
+        for i in range(0, len(items), _BATCH):
+            part = items[i : i + _BATCH]
+            marks = ",".join("?" * len(part))
+            out.update(
+                r[0]
+                for r in self.conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)
+            )
         return out
 
     def chunk_texts(self) -> list[tuple[str, str]]:

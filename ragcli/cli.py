@@ -34,6 +34,9 @@ app = typer.Typer(
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+WaitOpt = Annotated[
+    float, typer.Option("--wait", help="Seconds to wait for another writer of the data directory.")
+]
 PartitionOpt = Annotated[
     list[str] | None,
     typer.Option("--partition", "-p", help="Search only this partition (repeatable)."),
@@ -120,6 +123,7 @@ def ingest(
     tpm: Annotated[
         int | None, typer.Option(help="Remote embedder: tokens per minute, 0 = unpaced [0].")
     ] = None,
+    wait: WaitOpt = 5.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Read documents, chunk them by tokens, embed them (cached) and index them."""
@@ -137,12 +141,17 @@ def ingest(
     )
     err = _stderr()
     model = open_embedder(settings)
-    if as_json or not sys.stderr.isatty():
-        report = _run(run_ingest(paths, settings, model, partition, follow_symlinks, max_file_size))
-    else:
-        report = _ingest_with_progress(
-            paths, settings, model, partition, follow_symlinks, max_file_size
-        )
+    from ragcli.locking import stderr_notice, writer_lock
+
+    with writer_lock(settings.data_dir, wait, "ingest", stderr_notice):
+        if as_json or not sys.stderr.isatty():
+            report = _run(
+                run_ingest(paths, settings, model, partition, follow_symlinks, max_file_size)
+            )
+        else:
+            report = _ingest_with_progress(
+                paths, settings, model, partition, follow_symlinks, max_file_size
+            )
     if as_json:
         print(json.dumps(report.as_dict()))
         return
@@ -211,6 +220,7 @@ def index(
     recall_queries: Annotated[
         int, typer.Option(help="Queries for the recall@10 check (0: skip).")
     ] = 50,
+    wait: WaitOpt = 5.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Build or tune the HNSW index; report its size, build time and recall@10 vs exact search."""
@@ -220,11 +230,11 @@ def index(
         ctx, hnsw_m=m, hnsw_ef_construction=ef_construction, hnsw_ef_search=ef_search
     )
     flags = {"m": m, "ef_construction": ef_construction, "ef_search": ef_search}
-    result = _run(
-        tune_index(
-            settings, {k: v for k, v in flags.items() if v is not None}, rebuild, recall_queries
-        )
-    )
+    from ragcli.locking import stderr_notice, writer_lock
+
+    chosen = {k: v for k, v in flags.items() if v is not None}
+    with writer_lock(settings.data_dir, wait, "index", stderr_notice):
+        result = _run(tune_index(settings, chosen, rebuild, recall_queries))
     if as_json:
         print(json.dumps(result))
         return
@@ -587,12 +597,16 @@ def cache_clear(
     which: Annotated[
         str, typer.Option("--only", help="Comma list: embedding,retrieval,answer (default: all).")
     ] = "embedding,retrieval,answer",
+    wait: WaitOpt = 5.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Empty caches. Embeddings are the expensive one: a later ingest or index rebuild re-embeds."""
     from ragcli.cache_admin import clear
+    from ragcli.locking import stderr_notice, writer_lock
 
-    removed = clear(_settings(ctx), which)
+    settings = _settings(ctx)
+    with writer_lock(settings.data_dir, wait, "cache clear", stderr_notice):
+        removed = clear(settings, which)
     if as_json:
         print(json.dumps({"removed": removed}))
         return

@@ -26,6 +26,14 @@ class Settings:
 
     data_dir: Path = field(default_factory=default_data_dir, metadata={"env": ("RAGCLI_HOME",)})
     embedder: str = field(default="local", metadata={"env": ("RAGCLI_EMBEDDER",)})
+    # Remote embedders (`openai:MODEL`): one coherent set of knobs, see ragcli/embedders/
+    # openai_embedder.py. rpm/tpm 0: no client-side pacing; dimensions 0: the model's own.
+    embed_concurrency: int = field(default=8, metadata={"env": ("RAGCLI_EMBED_CONCURRENCY",)})
+    embed_batch_size: int = field(default=512, metadata={"env": ("RAGCLI_EMBED_BATCH_SIZE",)})
+    embed_rpm: int = field(default=0, metadata={"env": ("RAGCLI_EMBED_RPM",)})
+    embed_tpm: int = field(default=0, metadata={"env": ("RAGCLI_EMBED_TPM",)})
+    embed_dimensions: int = field(default=0, metadata={"env": ("RAGCLI_EMBED_DIMENSIONS",)})
+    embed_max_retries: int = field(default=6, metadata={"env": ("RAGCLI_EMBED_MAX_RETRIES",)})
     llm: str = field(default="", metadata={"env": ("RAGCLI_LLM",)})
     llm_model: str = field(default="gpt-4o-mini", metadata={"env": ("RAGCLI_LLM_MODEL",)})
     openai_base_url: str = field(
@@ -102,6 +110,22 @@ class Settings:
             raise ConfigError(f"unknown llm {self.generator!r}: use 'extractive' or 'openai'")
         if self.embedder != "local" and not self.embedder.startswith("openai:"):
             raise ConfigError(f"unknown embedder {self.embedder!r}: use 'local' or 'openai:MODEL'")
+        if self.embedder == "openai:":
+            raise ConfigError(
+                "embedder 'openai:' needs a model, e.g. openai:text-embedding-3-small"
+            )
+        if not 1 <= self.embed_concurrency <= 256:
+            raise ConfigError(
+                f"embed_concurrency must be between 1 and 256, got {self.embed_concurrency}"
+            )
+        if not 1 <= self.embed_batch_size <= 2048:
+            raise ConfigError(
+                f"embed_batch_size must be between 1 and 2048 (the API's limit), "
+                f"got {self.embed_batch_size}"
+            )
+        for name in ("embed_rpm", "embed_tpm", "embed_dimensions", "embed_max_retries"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         return self
 
 

@@ -7,6 +7,7 @@ EXIT_ERROR = 1  # a runtime failure: provider down, index unreadable, …
 EXIT_USAGE = 2  # bad flag values, bad config, bad input paths
 EXIT_NOT_READY = 3  # nothing ingested / model not installed: a setup step is missing
 EXIT_BUDGET = 4  # a `profile --budget` gate failed
+EXIT_BUSY = 5  # another writer holds the data directory (see --wait)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
@@ -34,3 +35,9 @@ class NotReadyError(RagcliError):
 
 class ProviderError(RagcliError):
     """A remote embedding or LLM provider failed after retries."""
+
+
+class BusyError(RagcliError):
+    """Another ragcli writer holds the data directory."""
+
+    exit_code = EXIT_BUSY

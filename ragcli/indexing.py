@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragcli.db import transaction
 from ragcli.store import HnswParams, Store
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ragcli.catalog import Catalog
+    from ragcli.chunking import Chunk
+    from ragcli.documents import Document
 
 # Given (chunk id, text) pairs, return their vectors (cache first, embedding what is missing).
 VectorSource = Callable[[Sequence[tuple[str, str]]], Awaitable["np.ndarray"]]
@@ -93,33 +95,81 @@ async def rebuild(
     return BuildReport(name, params, len(pairs), time.perf_counter() - started, True)
 
 
-async def sync(
+PENDING = "index.pending"  # set while an ingest is between "new chunks in" and "old out"
+
+
+async def reconcile(
+    catalog: Catalog, store: Store, info: IndexInfo, vectors: VectorSource
+) -> BuildReport:
+    """Make the collection hold exactly the catalogue's chunks (after a crash mid-update)."""
+    started = time.perf_counter()
+    want = dict(catalog.chunk_texts())
+    have = store.ids(info.name)
+    missing = sorted(set(want) - have)
+    if missing:
+        await _fill(catalog, store, info.name, [(cid, want[cid]) for cid in missing], vectors)
+    extra = sorted(have - set(want))
+    if extra:
+        store.delete(info.name, extra)
+    _record(catalog, info.name, info.params, catalog.version)
+    catalog.set_meta(PENDING, "")
+    return BuildReport(info.name, info.params, len(missing), time.perf_counter() - started, False)
+
+
+async def apply_changes(
     catalog: Catalog,
     store: Store,
     params: HnswParams,
     vectors: VectorSource,
-    added: Sequence[str],
-    deleted: Sequence[str],
-    version_before: int,
-) -> BuildReport:
-    """Apply one ingest's changes; rebuild when there is no index or it was out of step."""
+    replaced: Sequence[tuple[Document, Sequence[Chunk]]],
+    removed: Sequence[str],
+    embedder_id: str,
+) -> tuple[int, int]:
+    """Change the catalogue and the index together, so that a reader at any moment sees one
+    consistent version and a crash at any moment is repaired by the next run:
+
+    1. new chunks go into the index first (readers ignore ids the catalogue does not know);
+    2. the catalogue changes, and records the index as matching, in one transaction;
+    3. the old chunks leave the index (readers already ignore ids the catalogue dropped).
+    `index.pending` marks the window between 1 and 3; a run that finds it set reconciles.
+    Returns (chunks added, chunks deleted).
+    """
+    added, deleted = catalog.plan(replaced, removed)
     info = current(catalog)
-    if info is None or info.name not in store.names():
-        return await rebuild(catalog, store, info.params if info else params, vectors)
-    started = time.perf_counter()
-    if info.version != version_before:
-        # An earlier ingest stopped between the catalogue and the index: reconcile by ids.
-        want = {cid for cid, _ in catalog.chunk_texts()}
-        have = store.ids(info.name)
-        added, deleted = sorted(want - have), sorted(have - want)
+    live = (
+        info is not None
+        and info.name in store.names()
+        and not catalog.get_meta(PENDING)
+        and info.version == catalog.version
+    )
+    if not live:
+        catalog.apply(replaced, removed, embedder_id)
+        if info is not None and info.name in store.names():
+            await reconcile(catalog, store, info, vectors)
+        else:
+            await rebuild(catalog, store, info.params if info else params, vectors)
+        return len(added), len(deleted)
+    assert info is not None
+    if added or deleted:
+        catalog.set_meta(PENDING, "1")
+        if added:
+            ids = [cid for cid, _ in added]
+            meta = dict(_metadata(doc, ch) for doc, chunks in replaced for ch in chunks)
+            store.upsert(info.name, ids, await vectors(added), [meta[cid] for cid in ids])
+    catalog.apply(replaced, removed, embedder_id, index_follows=True)
     if deleted:
-        store.delete(info.name, list(deleted))
-    if added:
-        texts = catalog.chunks(list(added))
-        pairs = [(cid, texts[cid].text) for cid in added]
-        await _fill(catalog, store, info.name, pairs, vectors)
-    _record(catalog, info.name, info.params, catalog.version)
-    return BuildReport(info.name, info.params, len(added), time.perf_counter() - started, False)
+        store.delete(info.name, deleted)
+    if added or deleted:
+        catalog.set_meta(PENDING, "")
+    return len(added), len(deleted)
+
+
+def _metadata(doc: Document, chunk: Chunk) -> tuple[str, dict[str, Any]]:
+    """(chunk id, what the index stores beside its vector), as `Catalog.chunk_metadata` has it."""
+    from ragcli.catalog import chunk_id, text_hash
+
+    cid = chunk_id(doc.ref.source, chunk.position, text_hash(chunk.text))
+    return cid, {"partition": doc.ref.partition, "source": doc.ref.source, "date_ts": doc.date_ts}
 
 
 async def recall_at_k(

@@ -42,6 +42,7 @@ class IngestReport:
     chunks_deleted: int = 0
     embedded: int = 0  # embeddings computed in this run (cache misses)
     cache_hits: int = 0
+    truncated: int = 0  # inputs cut to the embedder's input limit (remote embedders)
     index_version: int = 0
     seconds: float = 0.0
 
@@ -137,16 +138,12 @@ async def ingest(
         fetch = VectorFetcher(embedder, cache, progress)
         await fetch.vectors([c.text for _, chunks in replaced for c in chunks])
         report.embedded, report.cache_hits = fetch.embedded, fetch.hits
+        report.truncated = getattr(embedder, "truncated", 0)
 
-        version_before = catalog.version
-        added, deleted = catalog.apply(replaced, removed, embedder.cache_id)
         params = HnswParams(settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search)
-        info = indexing.current(catalog)
-        if added or deleted or info is None or info.version != catalog.version:
-            await indexing.sync(
-                catalog, Store(dirs.chroma), params, fetch, added, deleted, version_before
-            )
-        report.chunks_added, report.chunks_deleted = len(added), len(deleted)
+        report.chunks_added, report.chunks_deleted = await indexing.apply_changes(
+            catalog, Store(dirs.chroma), params, fetch, replaced, removed, embedder.cache_id
+        )
         report.chunks = catalog.counts()["chunks"]
         report.index_version = catalog.version
     finally:

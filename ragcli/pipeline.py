@@ -197,7 +197,9 @@ class Pipeline:
         return span
 
     async def _embedder_work(self) -> None:
-        await self.embedder.aembed(["warm up"])
+        # A remote embedder warms without a request (a cached query vector must cost none).
+        warm = getattr(self.embedder, "warm", None)
+        await (warm() if warm is not None else self.embedder.aembed(["warm up"]))
 
     async def _index_work(self) -> None:
         def blocking() -> None:
@@ -320,17 +322,22 @@ class Pipeline:
     async def _search(
         self, vectors: np.ndarray, k: int, where: dict | None
     ) -> list[list[tuple[str, float]]]:
-        assert self.store is not None
+        """Top-k per vector among the chunks the catalogue knows. The index may briefly hold
+        chunks of an ingest in progress (added before the catalogue commits, deleted after):
+        asking for a few more than k and dropping unknown ids hides them."""
+        assert self.store is not None and self.catalog is not None
         name = self._index().name
+        fetch = k + min(k, 10)
         if self.settings.search == "exact":
             if self._exact is None or self._exact[0] != name:
                 from ragcli.exact import ExactIndex
 
                 self._exact = (name, await asyncio.to_thread(ExactIndex, self.store, name))
-            found = self._exact[1].query(vectors, k, where)
-            return [[(h.id, h.score) for h in row] for row in found]
-        found = await asyncio.to_thread(self.store.query, name, vectors, k, where)
-        return [[(h.id, h.score) for h in row] for row in found]
+            found = self._exact[1].query(vectors, fetch, where)
+        else:
+            found = await asyncio.to_thread(self.store.query, name, vectors, fetch, where)
+        known = self.catalog.known_ids({h.id for row in found for h in row})
+        return [[(h.id, h.score) for h in row if h.id in known][:k] for row in found]
 
     async def prefetch(self, queries: Sequence[Query]) -> list[Span]:
         """Retrieve for many questions at once: missing query vectors in one embedding batch,

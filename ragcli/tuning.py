@@ -53,8 +53,9 @@ async def tune_index(
         else:
             if params.ef_search != info.params.ef_search:
                 store.set_ef_search(info.name, params.ef_search)
-            report = await indexing.sync(catalog, store, params, fetch, [], [], info.version)
-            report = dataclasses.replace(report, params=params, vectors=store.count(info.name))
+            report = indexing.BuildReport(info.name, params, store.count(info.name), 0.0, False)
+            if catalog.get_meta(indexing.PENDING) or info.version != catalog.version:
+                await indexing.reconcile(catalog, store, info, fetch)
             indexing.record_params(catalog, params)
         recall = None
         if recall_queries > 0 and report.vectors:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ragcli.caches import EmbeddingCache, embedding_key
+from ragcli.errors import ProviderError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,17 +47,23 @@ class VectorFetcher:
         done = 0
         # The embedder plans the requests (sizes, concurrency) and yields each finished batch;
         # it is committed at once, so an interruption loses at most the batches in flight.
-        async for rows, vecs in e.embed_batches([t for _, t in todo]):
-            blobs = [
-                (todo[r][0], v.astype(np.float32).tobytes())
-                for r, v in zip(rows, vecs, strict=True)
-            ]
-            self.cache.put_many(e.cache_id, e.dimensions, blobs)
-            found.update(blobs)
-            done += len(rows)
-            self.embedded += len(rows)
-            if self.progress:
-                self.progress("embed", done, len(todo))
+        try:
+            async for rows, vecs in e.embed_batches([t for _, t in todo]):
+                blobs = [
+                    (todo[r][0], v.astype(np.float32).tobytes())
+                    for r, v in zip(rows, vecs, strict=True)
+                ]
+                self.cache.put_many(e.cache_id, e.dimensions, blobs)
+                found.update(blobs)
+                done += len(rows)
+                self.embedded += len(rows)
+                if self.progress:
+                    self.progress("embed", done, len(todo))
+        except ProviderError as exc:
+            raise ProviderError(
+                f"{exc} ({done} of {len(todo)} embeddings of this run are saved in the cache; "
+                "run the same command again to resume)"
+            ) from None
         out = np.empty((len(texts), e.dimensions), dtype=np.float32)
         for row, key in enumerate(keys):
             out[row] = np.frombuffer(found[key], dtype=np.float32)

@@ -17,4 +17,8 @@ def open_embedder(settings: Settings) -> Embedder:
         from ragcli.embedders.local import LocalEmbedder
 
         return LocalEmbedder()
+    if settings.embedder.startswith("openai:"):
+        from ragcli.embedders.openai_embedder import OpenAIEmbedder
+
+        return OpenAIEmbedder.from_settings(settings)
     raise UsageError(f"unknown embedder {settings.embedder!r}")
