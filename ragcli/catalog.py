@@ -4,6 +4,7 @@ the Chroma index is derived from it and can be rebuilt from it at any time."""
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -56,7 +57,31 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
-MIGRATIONS = [_m001_initial]
+def _m002_lexical_index(db: sqlite_utils.Database) -> None:
+    """BM25 over chunk text (SQLite FTS5). Triggers keep it in step with `chunks` inside the
+    same transactions, so it can never drift from the vector index's source of truth."""
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='rowid', tokenize='porter unicode61'
+        );
+        CREATE TRIGGER chunks_fts_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
+        END;
+        CREATE TRIGGER chunks_fts_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        END;
+        CREATE TRIGGER chunks_fts_au AFTER UPDATE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
+        END;
+        INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+        """
+    )
+
+
+MIGRATIONS = [_m001_initial, _m002_lexical_index]
+_WORD = re.compile(r"\w+", re.UNICODE)
 _BATCH = 500  # ids per SELECT … IN (…)
 
 
@@ -79,6 +104,21 @@ class ChunkRecord:
     title: str
     date: str
     position: int
+
+
+@dataclass(frozen=True)
+class LexicalFilter:
+    """A query's filters, for the lexical index (the vector index gets them as `where`)."""
+
+    partitions: tuple[str, ...] = ()
+    since_ts: int | None = None
+    sources: tuple[str, ...] = ()
+
+
+def fts_query(text: str) -> str:
+    """Any user text as a safe FTS5 query: its words, quoted, OR-ed (BM25 ranks them)."""
+    words = dict.fromkeys(w.lower() for w in _WORD.findall(text) if len(w) > 1)
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 @dataclass(frozen=True)
@@ -224,6 +264,32 @@ class Catalog:
             )
             out.update((r[0], ChunkRecord(*r)) for r in rows)
         return out
+
+    def lexical_search(
+        self, question: str, k: int, where: LexicalFilter = LexicalFilter()
+    ) -> list[tuple[str, float]]:
+        """Top-k chunks by BM25 (best first); the score is -bm25, higher is better."""
+        match = fts_query(question)
+        if not match:
+            return []
+        sql = [
+            "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts",
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid",
+            "JOIN documents d ON d.path = c.doc_path WHERE chunks_fts MATCH ?",
+        ]
+        args: list[object] = [match]
+        if where.partitions:
+            sql.append(f"AND d.partition IN ({','.join('?' * len(where.partitions))})")
+            args += where.partitions
+        if where.since_ts is not None:
+            sql.append("AND d.date_ts >= ?")
+            args.append(where.since_ts)
+        if where.sources:
+            sql.append(f"AND d.source IN ({','.join('?' * len(where.sources))})")
+            args += where.sources
+        sql.append("ORDER BY bm25(chunks_fts) LIMIT ?")
+        args.append(k)
+        return [(cid, float(score)) for cid, score in self.conn.execute(" ".join(sql), args)]
 
     def known_ids(self, ids: set[str]) -> set[str]:
         """The subset of `ids` that are chunks of the catalogue."""

@@ -52,6 +52,8 @@ class Settings:
     )
     hnsw_ef_search: int = field(default=64, metadata={"env": ("RAGCLI_HNSW_EF_SEARCH",)})
     search: str = field(default="hnsw", metadata={"env": ("RAGCLI_SEARCH",)})
+    retrieval: str = field(default="dense", metadata={"env": ("RAGCLI_RETRIEVAL",)})
+    hybrid_weight: float = field(default=1.0, metadata={"env": ("RAGCLI_HYBRID_WEIGHT",)})
     connection_reuse: bool = field(default=True, metadata={"env": ("RAGCLI_CONNECTION_REUSE",)})
     no_cache: str = field(default="", metadata={"env": ("RAGCLI_NO_CACHE",)})
     answer_ttl: int = field(default=7 * 24 * 3600, metadata={"env": ("RAGCLI_ANSWER_TTL",)})
@@ -104,6 +106,12 @@ class Settings:
             )
         if self.answer_ttl < 0:
             raise ConfigError(f"answer_ttl must be 0 or more seconds, got {self.answer_ttl}")
+        if self.retrieval not in ("dense", "lexical", "hybrid"):
+            raise ConfigError(
+                f"unknown retrieval {self.retrieval!r}: use 'dense', 'lexical' or 'hybrid'"
+            )
+        if self.hybrid_weight < 0:
+            raise ConfigError(f"hybrid_weight must be 0 or more, got {self.hybrid_weight}")
         if self.search not in ("hnsw", "exact"):
             raise ConfigError(f"unknown search {self.search!r}: use 'hnsw' or 'exact'")
         if self.generator not in ("extractive", "openai"):

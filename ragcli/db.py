@@ -34,6 +34,8 @@ def connect(path: Path, migrations: Sequence[Migration], what: str) -> sqlite3.C
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # REPLACE must fire delete triggers too (they keep the FTS5 index in step).
+        conn.execute("PRAGMA recursive_triggers=ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version < len(migrations):
             _migrate(conn, migrations, version)

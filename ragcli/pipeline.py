@@ -32,7 +32,7 @@ from ragcli.caches import (
     embedding_key,
     open_cache_db,
 )
-from ragcli.catalog import Catalog
+from ragcli.catalog import Catalog, ChunkRecord, LexicalFilter
 from ragcli.datadir import DataDir
 from ragcli.embedders import open_embedder
 from ragcli.errors import NotReadyError, UsageError
@@ -95,10 +95,38 @@ class Query:
 
 @dataclass(frozen=True)
 class _Scope:
-    """A query's resolved filters: the Chroma `where` and a stable key for the caches."""
+    """A query's resolved filters: the Chroma `where`, the same as SQL for the lexical index,
+    and a stable key for the caches."""
 
     where: dict[str, Any] | None
     key: str
+    sql: LexicalFilter = field(default_factory=lambda: LexicalFilter())
+
+
+@dataclass(frozen=True)
+class _Retrieval:
+    question: str
+    k: int
+    scope: _Scope
+    index: indexing.IndexInfo
+    started_ns: int
+    vector: bytes | None
+    ranked: list[tuple[ChunkRecord, float]]
+
+
+RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009)
+
+
+def fuse(
+    dense: Sequence[tuple[str, float]], lexical: Sequence[tuple[str, float]], weight: float
+) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion: score = 1/(60 + dense rank) + weight/(60 + lexical rank)."""
+    scores: dict[str, float] = {}
+    for rank, (cid, _) in enumerate(dense, 1):
+        scores[cid] = scores.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+    for rank, (cid, _) in enumerate(lexical, 1):
+        scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def normalise(question: str) -> str:
@@ -277,7 +305,10 @@ class Pipeline:
             key["sources"] = sorted(sources)
             clauses.append({"source": {"$in": sorted(sources)}})
         where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        return _Scope(where, json.dumps(key, sort_keys=True))
+        sql = LexicalFilter(
+            tuple(key.get("partitions", ())), key.get("since"), tuple(key.get("sources", ()))
+        )
+        return _Scope(where, json.dumps(key, sort_keys=True), sql)
 
     def _retrieval_key(self, question: str, k: int, scope: _Scope) -> str:
         info = self._index()
@@ -291,6 +322,8 @@ class Pipeline:
             info.version,
             info.params.ef_search,
             self.settings.search,
+            self.settings.retrieval,
+            self.settings.hybrid_weight,
         )
 
     async def _embed_queries(self, texts: Sequence[str]) -> tuple[np.ndarray, int, Span | None]:
@@ -354,8 +387,8 @@ class Pipeline:
             if "retrieval" in self.caches and self.retrieval_cache.get(rkey) is not None:
                 continue
             todo[rkey] = (text, k, scope)
-        if not todo:
-            return []
+        if not todo or self.settings.retrieval == "lexical":
+            return []  # lexical search needs neither the model nor Chroma: nothing to batch
         self._load("load.index", self._index_work)
         t0 = time.perf_counter_ns()
         keys = list(todo)
@@ -370,9 +403,15 @@ class Pipeline:
         for i, r in enumerate(keys):
             groups.setdefault((todo[r][1], todo[r][2].key), []).append(i)
         version = self._index().version
+        hybrid = self.settings.retrieval == "hybrid"
         for (k, _), rows in groups.items():
-            found = await self._search(vectors[rows], k, todo[keys[rows[0]]][2].where)
+            scope = todo[keys[rows[0]]][2]
+            depth = max(k * 4, 20) if hybrid else k
+            found = await self._search(vectors[rows], depth, scope.where)
             for row, hits_ in zip(rows, found, strict=True):
+                if hybrid:
+                    lexical = self.catalog.lexical_search(todo[keys[row]][0], depth, scope.sql)
+                    hits_ = fuse(hits_, lexical, self.settings.hybrid_weight)[:k]
                 self._prefetched[keys[row]] = hits_
                 if "retrieval" in self.caches:
                     self.retrieval_cache.put(keys[row], hits_, version)
@@ -380,7 +419,10 @@ class Pipeline:
         return spans
 
     # -- the request path -----------------------------------------------------------------
-    async def ask(self, query: Query) -> AsyncIterator[Event]:
+    async def _retrieval_steps(
+        self, query: Query, for_answer: bool
+    ) -> AsyncIterator[Span | _Retrieval]:
+        """Retrieval for one question: yields its spans, then the `_Retrieval` result."""
         if self.catalog is None:
             for span in await self.open():
                 yield span
@@ -397,13 +439,22 @@ class Pipeline:
         if hits is None and "retrieval" in self.caches:
             hits = self.retrieval_cache.get(rkey)
         vector: bytes | None = None
+        mode = self.settings.retrieval
         if hits is not None:
             yield Span("retrieve", t0, time.perf_counter_ns(), {"cache": "hit", "k": k})
+        elif mode == "lexical":
+            hits = self.catalog.lexical_search(question, k, scope.sql)
+            if "retrieval" in self.caches:
+                self.retrieval_cache.put(rkey, hits, index.version)
+            yield Span(
+                "retrieve", t0, time.perf_counter_ns(), {"cache": "miss", "k": k, "mode": mode}
+            )
         else:
             # A retrieval miss means a model, an index and most likely an LLM call: start
             # loading all three now, so they overlap each other and the embedding.
             self._load("load.index", self._index_work)
-            self._load("load.generator", self.generator.warm)
+            if for_answer:
+                self._load("load.generator", self.generator.warm)
             await asyncio.sleep(0)  # let the loads start their threads before we embed
             t1 = time.perf_counter_ns()
             vectors, cache_hits, load = await self._embed_queries([question])
@@ -416,14 +467,48 @@ class Pipeline:
             if span := await self._index_ready():
                 yield span
             t3 = time.perf_counter_ns()
-            hits = (await self._search(vectors, k, scope.where))[0]
+            depth = k if mode == "dense" else max(k * 4, 20)  # fusion wants deeper lists
+            hits = (await self._search(vectors, depth, scope.where))[0]
+            if mode == "hybrid":
+                lexical = self.catalog.lexical_search(question, depth, scope.sql)
+                hits = fuse(hits, lexical, self.settings.hybrid_weight)[:k]
             if "retrieval" in self.caches:
                 self.retrieval_cache.put(rkey, hits, index.version)
-            yield Span("retrieve", t3, time.perf_counter_ns(), {"cache": "miss", "k": k})
-
+            yield Span(
+                "retrieve", t3, time.perf_counter_ns(), {"cache": "miss", "k": k, "mode": mode}
+            )
         records = self.catalog.chunks([cid for cid, _ in hits])
         ranked = [(records[cid], score) for cid, score in hits if cid in records]
+        yield _Retrieval(question, k, scope, index, t0, vector, ranked)
 
+    async def retrieve(self, query: Query) -> tuple[list[tuple[ChunkRecord, float]], list[Span]]:
+        """Top-k chunks with scores, no generation (eval, `serve`'s /v1/retrieve)."""
+        spans: list[Span] = []
+        result: _Retrieval | None = None
+        async for item in self._retrieval_steps(query, for_answer=False):
+            if isinstance(item, Span):
+                spans.append(item)
+            else:
+                result = item
+        assert result is not None
+        return result.ranked, spans
+
+    async def ask(self, query: Query) -> AsyncIterator[Event]:
+        r: _Retrieval | None = None
+        async for item in self._retrieval_steps(query, for_answer=True):
+            if isinstance(item, Span):
+                yield item
+            else:
+                r = item
+        assert r is not None and self.catalog is not None and self.answer_cache is not None
+        question, scope, index, t0, vector, ranked = (
+            r.question,
+            r.scope,
+            r.index,
+            r.started_ns,
+            r.vector,
+            r.ranked,
+        )
         cached: CachedAnswer | None = None
         akey = digest_key(
             "answer",
