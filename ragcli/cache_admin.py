@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ragcli.caches import cache_stats, clear_caches, open_cache_db
 from ragcli.config import CACHE_NAMES
 from ragcli.datadir import DataDir
+from ragcli.db import DatabaseError
 from ragcli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -45,7 +46,18 @@ def clear(settings: Settings, which: str) -> dict[str, int]:
     path = DataDir(settings.data_dir).cache
     if not path.is_file():
         return dict.fromkeys(names, 0)
-    conn = open_cache_db(path)
+    try:
+        conn = open_cache_db(path)
+    except DatabaseError:
+        if set(names) != CACHE_NAMES:
+            raise
+        # An unreadable cache file is only a cache: set it aside (for a post-mortem) and
+        # start afresh. Embeddings are re-computed on the next ingest or index rebuild.
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        return {name: -1 for name in names}
     try:
         return clear_caches(conn, names)
     finally:

@@ -304,21 +304,33 @@ def _read_batch(path: Path, defaults: Any) -> list[Any]:
 
 async def _answer(pipeline: Any, query: Any, stream: bool) -> dict[str, Any]:
     """Run one question; write tokens to stdout as they arrive when `stream`."""
+    from ragcli.errors import ProviderError
     from ragcli.pipeline import DoneEvent, SourcesEvent, TokenEvent
 
     sources: list[Any] = []
     done: DoneEvent | None = None
     label = getattr(pipeline.generator, "label", "")
-    async for event in pipeline.ask(query):
-        if isinstance(event, SourcesEvent):
-            sources = event.sources
-            if stream and label:
-                _stderr().print(f"[dim]{label}[/]")
-        elif isinstance(event, TokenEvent) and stream:
-            sys.stdout.write(event.text)
+    streamed = False
+    try:
+        async for event in pipeline.ask(query):
+            if isinstance(event, SourcesEvent):
+                sources = event.sources
+                if stream and label:
+                    _stderr().print(f"[dim]{label}[/]")
+            elif isinstance(event, TokenEvent):
+                streamed = True
+                if stream:
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+            elif isinstance(event, DoneEvent):
+                done = event
+    except ProviderError as exc:
+        if streamed and stream:
+            # Keep what arrived, visibly marked; the answer cache never stores it.
+            sys.stdout.write("\n[answer cut off: the provider stopped mid-stream]\n")
             sys.stdout.flush()
-        elif isinstance(event, DoneEvent):
-            done = event
+            raise ProviderError(f"the answer is incomplete: {exc}") from None
+        raise
     assert done is not None
     return {
         "question": query.question,
@@ -611,7 +623,7 @@ def cache_clear(
         print(json.dumps({"removed": removed}))
         return
     for name, n in removed.items():
-        print(f"{name}: {n} entries removed")
+        print(f"{name}: {'unreadable file set aside' if n < 0 else f'{n} entries removed'}")
 
 
 @app.command()
@@ -635,8 +647,14 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             f"index version: {info['index_version']} ({state}); M={p['m']} "
             f"ef_construction={p['ef_construction']} ef_search={p['ef_search']}"
         )
-    print(f"embedding cache: {info['cache']['embeddings']} vectors")
+    c = info["cache"]
+    print(
+        f"caches: {c['embeddings']} embeddings, {c['retrievals']} retrievals, "
+        f"{c['answers']} answers"
+    )
     print(f"digest: {info['digest']}")
+    for problem in info["problems"]:
+        print(f"problem: {problem}")
 
 
 def main() -> None:
@@ -661,6 +679,17 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("RAGCLI_DEBUG"):
             raise
+        # Storage trouble met mid-operation (read-only or full disk, a file gone): one line.
+        import sqlite3
+
+        if isinstance(exc, sqlite3.Error | OSError):
+            detail = getattr(exc, "strerror", None) or str(exc)
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            print(
+                f"ragcli: error: storage: {detail}{where}; `ragcli status` says what is affected",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_ERROR)
         print(
             f"ragcli: internal error: {type(exc).__name__}: {exc} "
             "(set RAGCLI_DEBUG=1 for a traceback)",

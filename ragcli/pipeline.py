@@ -114,6 +114,7 @@ class _Retrieval:
     ranked: list[tuple[ChunkRecord, float]]
 
 
+MAX_QUESTION_CHARS = 4000  # the embedder reads 256 tokens; a prompt should not be all question
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009)
 
 
@@ -430,6 +431,11 @@ class Pipeline:
         question = normalise(query.question)
         if not question:
             raise UsageError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise UsageError(
+                f"the question is too long ({len(question)} characters; at most "
+                f"{MAX_QUESTION_CHARS}): put long material in a document and ingest it"
+            )
         k = query.k or self.settings.k
         t0 = time.perf_counter_ns()
         scope = self._scope(query)

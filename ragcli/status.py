@@ -1,23 +1,55 @@
-"""`ragcli status`: what a data directory holds, and a digest to compare two of them."""
+"""`ragcli status`: what a data directory holds, what is wrong with it, and a digest to
+compare two of them. Stdlib only: it never imports chromadb, so it stays fast."""
 
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragcli import indexing
-from ragcli.caches import EmbeddingCache
+from ragcli.caches import open_cache_db
 from ragcli.catalog import Catalog
 from ragcli.datadir import DataDir
+from ragcli.db import DatabaseError
 
 if TYPE_CHECKING:
     from ragcli.config import Settings
 
 EMPTY_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of b""
+_CACHE_TABLES = (("embeddings", "embeddings"), ("retrievals", "retrievals"), ("answers", "answers"))
+
+
+def _chroma_collections(path: Path) -> set[str] | None:
+    """Collection names from Chroma's own SQLite file, read-only; None if unreadable."""
+    db = path / "chroma.sqlite3"
+    if not db.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return {r[0] for r in conn.execute("SELECT name FROM collections")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+
+
+def _index_problem(dirs: DataDir, info: indexing.IndexInfo, catalog: Catalog) -> str | None:
+    names = _chroma_collections(dirs.chroma)
+    if names is None or info.name not in names:
+        return "the vector index is missing or unreadable: run `ragcli index --rebuild`"
+    if catalog.get_meta(indexing.PENDING):
+        return "an ingest was interrupted: run `ragcli index` (or the same ingest) to finish it"
+    if info.version != catalog.version:
+        return "the index is behind the catalogue: run `ragcli index`"
+    return None
 
 
 def collect_status(settings: Settings) -> dict[str, Any]:
     dirs = DataDir(settings.data_dir)
+    problems: list[str] = []
     out: dict[str, Any] = {
         "data_dir": str(dirs.root),
         "documents": 0,
@@ -26,12 +58,18 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "embedder": "",
         "index_version": 0,
         "index": None,
-        "cache": {"embeddings": 0},
+        "cache": {name: 0 for name, _ in _CACHE_TABLES},
         "digest": EMPTY_DIGEST,
+        "problems": problems,
     }
     if not dirs.exists():  # never create a data directory just to describe it
+        problems.append("nothing ingested yet: run `ragcli ingest PATH`")
         return out
-    catalog = Catalog(dirs.catalog)
+    try:
+        catalog = Catalog(dirs.catalog)
+    except DatabaseError as exc:
+        problems.append(f"{exc}: re-ingest into a fresh --data-dir")
+        return out
     try:
         out.update(catalog.counts())
         out["partitions"] = catalog.partitions()
@@ -40,18 +78,29 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         out["digest"] = catalog.digest()
         info = indexing.current(catalog)
         if info:
+            problem = _index_problem(dirs, info, catalog)
             out["index"] = {
                 "name": info.name,
                 "params": dataclasses.asdict(info.params),
                 "version": info.version,
-                "in_step": info.version == catalog.version,
+                "in_step": problem is None,
             }
+            if problem:
+                problems.append(problem)
+        elif out["chunks"]:
+            problems.append("there is no vector index: run `ragcli index --rebuild`")
     finally:
         catalog.close()
     if dirs.cache.is_file():
-        cache = EmbeddingCache(dirs.cache)
         try:
-            out["cache"] = {"embeddings": cache.count()}
-        finally:
-            cache.close()
+            conn = open_cache_db(dirs.cache)
+            try:
+                out["cache"] = {
+                    name: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                    for name, table in _CACHE_TABLES
+                }
+            finally:
+                conn.close()
+        except DatabaseError as exc:
+            problems.append(f"{exc}: run `ragcli cache clear`")
     return out

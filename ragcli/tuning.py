@@ -4,6 +4,7 @@ request), change ef_search in place, and measure what the index costs and how we
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 from ragcli import indexing
@@ -12,13 +13,29 @@ from ragcli.catalog import Catalog
 from ragcli.datadir import DataDir
 from ragcli.embedders import open_embedder
 from ragcli.errors import NotReadyError
-from ragcli.store import HnswParams, Store
+from ragcli.store import HnswParams, Store, StoreError
 from ragcli.vectors import VectorFetcher
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ragcli.config import Settings
+
+
+def _usable_store(store: Store) -> Store:
+    """For a rebuild: if the Chroma directory cannot be opened, set it aside and start anew
+    (the catalogue and the embedding cache hold everything the index is built from)."""
+    try:
+        store.names()
+        return store
+    except StoreError:
+        from chromadb.api.client import SharedSystemClient
+
+        # Chroma keeps one client per path for the whole process, broken ones included.
+        SharedSystemClient.clear_system_cache()
+        aside = store.path.with_name(f"{store.path.name}.unreadable-{int(time.time())}")
+        store.path.rename(aside)
+        return Store(store.path)
 
 
 def _disk_bytes(path: Path) -> int:
@@ -35,6 +52,8 @@ async def tune_index(
     catalog = Catalog(dirs.catalog)
     cache = EmbeddingCache(dirs.cache)
     store = Store(dirs.chroma)
+    if rebuild:
+        store = _usable_store(store)
     try:
         info = indexing.current(catalog)
         base = (
