@@ -167,7 +167,7 @@ async def run_mode(
             "capped": capped,
             "chunks_done": done,
             "requests": stats["requests"],
-            "requests_ok": stats["ok"],
+            "batches_committed": len(marks),
             "throttled_429": stats["throttled"],
             "retries": e.stats.retries,
             "embedded": fetch.embedded,
@@ -276,7 +276,7 @@ def main() -> None:
         wall = r.get("wall_s_extrapolated", r["wall_s"])
         label = name + (" *" if r["capped"] else "")
         requests = (
-            f"~{round(r['requests_ok'] * args.n / max(1, r['chunks_done']))}"
+            f"~{round(r['batches_committed'] * args.n / max(1, r['chunks_done']))}"
             if r["capped"]
             else str(r["requests"])
         )

@@ -60,6 +60,8 @@ class VectorFetcher:
                 if self.progress:
                     self.progress("embed", done, len(todo))
         except ProviderError as exc:
+            if not done:
+                raise
             raise ProviderError(
                 f"{exc} ({done} of {len(todo)} embeddings of this run are saved in the cache; "
                 "run the same command again to resume)"

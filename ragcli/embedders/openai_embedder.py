@@ -7,9 +7,10 @@ embeddings"):
 * ``embed_batch_size`` — most inputs in one request (default 512; never over the API's 2048).
   Requests are also planned by tokens (tiktoken, offline): never over 300,000 tokens per
   request, nor over ``embed_tpm``; inputs over 8,191 tokens are truncated to 8,191 and counted
-  in ``stats.truncated`` (a warning is logged). Within those caps the work is spread so that
-  every wave of requests fills the concurrency: ``ceil(batches / concurrency) * concurrency``
-  batches of equal token weight.
+  in ``stats.truncated`` and the ingest report (a warning is logged). Within those caps the
+  work is cut into whole waves — ``ceil(batches needed / concurrency) * concurrency`` equal
+  batches (equal in inputs when the input cap binds, else in tokens) — so that every worker
+  has work and the last wave is no straggler.
 * ``embed_concurrency`` — most requests in flight (default 8). It is the *ceiling* of an
   adaptive limit (AIMD, as TCP does): a 429 halves the limit (once per cohort: requests that
   were already in flight when it was cut do not cut it again) and remembers the level that
@@ -125,15 +126,19 @@ def plan_batches(
     max_inputs = max(1, min(batch_size, API_MAX_INPUTS))
     token_cap = API_MAX_REQUEST_TOKENS if tpm <= 0 else min(API_MAX_REQUEST_TOKENS, tpm)
     total = sum(tokens)
-    needed = max(math.ceil(n / max_inputs), math.ceil(total / token_cap), 1)
-    groups = min(n, math.ceil(needed / workers) * workers)
+    by_count, by_tokens = math.ceil(n / max_inputs), math.ceil(total / token_cap)
+    groups = min(n, math.ceil(max(by_count, by_tokens, 1) / workers) * workers)
     if groups <= 1:
         return pack(tokens, max_inputs, token_cap)
-    # Each input joins the group its token midpoint falls in; the hard caps then apply per group.
+    # Equal groups, contiguous: by input count when that cap binds, else by token weight (an
+    # input joins the group its token midpoint falls in). The hard caps then apply per group.
     batches: list[list[int]] = []
     start, current, done = 0, 0, 0
     for i, w in enumerate(tokens):
-        g = min(groups - 1, int((done + w / 2) * groups / total))
+        if by_count >= by_tokens:
+            g = i * groups // n
+        else:
+            g = min(groups - 1, int((done + w / 2) * groups / total))
         if g != current:
             batches += [
                 [start + j for j in b] for b in pack(tokens[start:i], max_inputs, token_cap)
