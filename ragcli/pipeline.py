@@ -34,7 +34,7 @@ from ragcli.caches import (
 )
 from ragcli.catalog import Catalog, ChunkRecord, LexicalFilter
 from ragcli.datadir import DataDir
-from ragcli.embedders import open_embedder
+from ragcli.embedders import open_embedder, settings_for_index
 from ragcli.errors import NotReadyError, UsageError
 from ragcli.generators import open_generator
 from ragcli.prompt import PROMPT_VERSION, Prompt, Source, build_prompt
@@ -184,9 +184,9 @@ class Pipeline:
             raise NotReadyError("there is no index yet: run `ragcli ingest PATH` first")
         built_with = self.catalog.get_meta("embedder")
         if built_with and built_with != self.embedder.cache_id:
-            raise UsageError(
-                f"the index was built with embedder {built_with!r}, not {self.embedder.cache_id!r}"
-            )
+            # The index decides how questions are embedded: its vectors are in that space.
+            self.settings = settings_for_index(self.settings, built_with)
+            self.embedder = open_embedder(self.settings)
         conn = open_cache_db(self.dirs.cache)
         s = self.settings
         self.embedding_cache = EmbeddingCache(self.dirs.cache, conn)

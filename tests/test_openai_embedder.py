@@ -427,3 +427,15 @@ def test_query_embedding_goes_through_the_cache_and_ask_streams(
         assert (first_byte + rest).decode().startswith(cfg.reply)
         assert srv.counters.embeddings == 0  # still the cached query vector
     assert ended - first_at >= 6 * 0.25 * 0.8  # 7 words, 6 gaps after the first
+
+
+def test_ask_follows_the_embedder_the_index_was_built_with(ragcli: Run, corpus: Path) -> None:
+    with OpenAICompatibleServer(ServerConfig(api_key=KEY)) as srv:
+        env = {"OPENAI_BASE_URL": srv.base_url, "OPENAI_API_KEY": KEY, "RAGCLI_LLM": "extractive"}
+        ingest = ragcli("ingest", str(corpus), **remote_env(srv))
+        assert ingest.returncode == 0, ingest.stderr
+        before = srv.counters.embeddings
+        out = ragcli("ask", "How do I rotate the pager?", "--json", **env)  # no --embedder
+        assert out.returncode == 0, out.stderr
+        assert srv.counters.embeddings == before + 1  # the question went to the index's model
+        assert json.loads(out.stdout)["sources"]

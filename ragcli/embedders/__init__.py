@@ -22,3 +22,20 @@ def open_embedder(settings: Settings) -> Embedder:
 
         return OpenAIEmbedder.from_settings(settings)
     raise UsageError(f"unknown embedder {settings.embedder!r}")
+
+
+def settings_for_index(settings: Settings, cache_id: str) -> Settings:
+    """Settings whose embedder is the one an index was built with (`Embedder.cache_id`):
+    queries must be embedded into the index's own vector space, whatever is configured."""
+    import dataclasses
+
+    kind, _, rest = cache_id.partition(":")
+    if kind == "local":
+        return dataclasses.replace(settings, embedder="local")
+    if kind == "openai":
+        model, _, dims = rest.rpartition(":")
+        if model and dims.isdigit():
+            return dataclasses.replace(
+                settings, embedder=f"openai:{model}", embed_dimensions=int(dims)
+            )
+    raise UsageError(f"the index was built with an unknown embedder {cache_id!r}")
