@@ -4,6 +4,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Run
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
@@ -48,10 +50,17 @@ def test_first_token_is_written_when_it_arrives(ragcli: Run, corpus: Path) -> No
             RAGCLI_LLM_MODEL="m",
         )
     assert proc.returncode == 0, proc.stderr
-    stats = json.loads(proc.stdout)["warm"]["stats"]
+    data = json.loads(proc.stdout)
+    stats = data["warm"]["stats"]
     # first token after the server's TTFT, not after the whole stream (0.3 + 3 × 0.2 s)
     assert 300 <= stats["llm.first_token"]["p50"] < 600
     assert stats["llm.stream"]["p50"] >= 550
+    # TTFT = ragcli's own share before the request + the server's 300 ms (+ the client's bit)
+    last = {s["name"]: s for s in data["warm"]["last"]}
+    pre_llm = last["llm.first_token"]["start_ms"]
+    ttft = pre_llm + last["llm.first_token"]["ms"]
+    assert 300 + pre_llm <= ttft < 300 + pre_llm + 100
+    assert stats["pre_llm"]["p50"] < 50  # ragcli's overhead, shown as its own figure
 
 
 def test_wrong_api_key_is_one_line_error(ragcli: Run, corpus: Path) -> None:
