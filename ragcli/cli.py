@@ -343,6 +343,24 @@ async def _answer(pipeline: Any, query: Any, stream: bool) -> dict[str, Any]:
     }
 
 
+async def _ask_remote(server: str, queries: list[Any], as_json: bool, batch: bool) -> None:
+    from ragcli.remote import ask_remote
+
+    def write(text: str) -> None:
+        if not as_json:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    for n, query in enumerate(queries):
+        if batch and not as_json:
+            print(f"{'' if n == 0 else chr(10)}Q: {query.question}")
+        result = await ask_remote(server, query, write)
+        if as_json:
+            print(json.dumps(result), flush=True)
+        else:
+            _print_sources(result)
+
+
 def _print_sources(result: dict[str, Any]) -> None:
     if result["cached"]:
         _stderr().print(f"[dim](cached answer: {result['cached']} match)[/]")
@@ -376,6 +394,9 @@ def ask(
         Path | None,
         typer.Option(help="Answer every question in FILE (a question a line, or JSONL)."),
     ] = None,
+    server: Annotated[
+        str | None, typer.Option(help="Ask a running `ragcli serve` (or set RAGCLI_SERVER).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question from the index, streaming the answer, then list the sources."""
@@ -384,9 +405,12 @@ def ask(
 
     if (question is None) == (batch is None):
         raise UsageError("give either a QUESTION or --batch FILE")
-    settings = _settings(ctx, k=k, no_cache=no_cache)
+    settings = _settings(ctx, k=k, no_cache=no_cache, server=server)
     defaults = (k, tuple(partition or ()), since, source)
     queries = _read_batch(batch, defaults) if batch else [Query(question, *defaults)]
+    if settings.server:
+        _run(_ask_remote(settings.server, queries, as_json, bool(batch)))
+        return
     pipeline = Pipeline(settings)
 
     async def go() -> None:
@@ -624,6 +648,34 @@ def cache_clear(
         return
     for name, n in removed.items():
         print(f"{name}: {'unreadable file set aside' if n < 0 else f'{n} entries removed'}")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
+    max_concurrency: Annotated[
+        int, typer.Option(help="Requests in flight before answering 503.", min=1)
+    ] = 64,
+    request_timeout: Annotated[float, typer.Option(help="Seconds before a request ends.")] = 120.0,
+) -> None:
+    """Serve the pipeline, warm, behind an OpenAI-compatible API (/v1/chat/completions,
+    /v1/retrieve, /healthz, /metrics)."""
+    from ragcli.server import run
+
+    settings = _settings(ctx)
+
+    def ready(server: Any) -> None:
+        bound = server.servers[0].sockets[0].getsockname()
+        print(
+            f"ragcli serve: listening on http://{bound[0]}:{bound[1]}/v1 "
+            f"(data {settings.data_dir}); Ctrl-C or SIGTERM to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    run(settings, host, port, max_concurrency, request_timeout, ready)
 
 
 @app.command()

@@ -55,6 +55,7 @@ class Settings:
     retrieval: str = field(default="dense", metadata={"env": ("RAGCLI_RETRIEVAL",)})
     hybrid_weight: float = field(default=1.0, metadata={"env": ("RAGCLI_HYBRID_WEIGHT",)})
     connection_reuse: bool = field(default=True, metadata={"env": ("RAGCLI_CONNECTION_REUSE",)})
+    server: str = field(default="", metadata={"env": ("RAGCLI_SERVER",)})
     no_cache: str = field(default="", metadata={"env": ("RAGCLI_NO_CACHE",)})
     answer_ttl: int = field(default=7 * 24 * 3600, metadata={"env": ("RAGCLI_ANSWER_TTL",)})
     semantic_threshold: float = field(default=0.0, metadata={"env": ("RAGCLI_SEMANTIC_THRESHOLD",)})
