@@ -343,7 +343,7 @@ async def _answer(pipeline: Any, query: Any, stream: bool) -> dict[str, Any]:
     }
 
 
-async def _ask_remote(server: str, queries: list[Any], as_json: bool, batch: bool) -> None:
+def _ask_remote(server: str, queries: list[Any], as_json: bool, batch: bool) -> None:
     from ragcli.remote import ask_remote
 
     def write(text: str) -> None:
@@ -354,7 +354,7 @@ async def _ask_remote(server: str, queries: list[Any], as_json: bool, batch: boo
     for n, query in enumerate(queries):
         if batch and not as_json:
             print(f"{'' if n == 0 else chr(10)}Q: {query.question}")
-        result = await ask_remote(server, query, write)
+        result = ask_remote(server, query, write)
         if as_json:
             print(json.dumps(result), flush=True)
         else:
@@ -409,7 +409,7 @@ def ask(
     defaults = (k, tuple(partition or ()), since, source)
     queries = _read_batch(batch, defaults) if batch else [Query(question, *defaults)]
     if settings.server:
-        _run(_ask_remote(settings.server, queries, as_json, bool(batch)))
+        _ask_remote(settings.server, queries, as_json, bool(batch))
         return
     pipeline = Pipeline(settings)
 

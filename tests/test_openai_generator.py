@@ -4,8 +4,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import Run
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 

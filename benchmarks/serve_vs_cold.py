@@ -1,0 +1,144 @@
+"""A cold `ragcli ask` against `ragcli ask --server` (a warm `ragcli serve`), side by side.
+
+    python benchmarks/serve_vs_cold.py [--repeats 10]
+
+On the sample corpus, alternating the two so machine noise hits both alike, it measures the
+time from spawning the command to the first byte of the answer on its stdout (what a user or
+a script waits for), with the retrieval and answer caches off (every question really retrieves
+and answers).
+It also measures the server's own per-request overhead (GET /healthz and POST /v1/retrieve
+over a kept-alive connection, against the same retrieval in process).
+Prints a table; writes benchmarks/results/serve_vs_cold.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+QUESTION = "How do I rotate the on-call pager?"
+
+
+def first_byte_ms(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO
+    )
+    assert proc.stdout is not None
+    proc.stdout.read(1)
+    elapsed = (time.perf_counter() - started) * 1000
+    proc.stdout.read()
+    if proc.wait() != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed")
+    return elapsed
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50": statistics.median(values),
+        "p95": ordered[round(0.95 * (len(values) - 1))],
+        "min": ordered[0],
+        "n": len(values),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--out", default=str(REPO / "benchmarks/results/serve_vs_cold.json"))
+    args = parser.parse_args()
+    import httpx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCLI_", "OPENAI_"))}
+        env.update(RAGCLI_HOME=str(Path(tmp) / "home"), RAGCLI_NO_CACHE="retrieval,answer")
+        ragcli = [sys.executable, "-m", "ragcli"]
+        subprocess.run(
+            [*ragcli, "ingest", str(REPO / "sample_corpus")],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        server = subprocess.Popen(
+            [*ragcli, "serve", "--port", "0"],
+            env=env,
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            url = re.search(r"http://\S+/v1", server.stderr.readline()).group(0)
+            cold, warm = [], []
+            for _ in range(args.repeats):
+                cold.append(first_byte_ms([*ragcli, "ask", QUESTION], env))
+                warm.append(first_byte_ms([*ragcli, "ask", QUESTION, "--server", url], env))
+            root = url[:-3]
+            with httpx.Client() as http:
+                http.get(root + "/healthz")
+                health, retrieve = [], []
+                for _ in range(200):
+                    t = time.perf_counter()
+                    http.get(root + "/healthz")
+                    health.append((time.perf_counter() - t) * 1000)
+                    t = time.perf_counter()
+                    http.post(url + "/retrieve", json={"query": QUESTION})
+                    retrieve.append((time.perf_counter() - t) * 1000)
+        finally:
+            server.terminate()
+            server.wait()
+        in_process = asyncio.run(_in_process(Path(tmp) / "home"))
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "ask_cold_first_byte_ms": stats(cold),
+        "ask_server_first_byte_ms": stats(warm),
+        "healthz_ms": stats(health),
+        "retrieve_http_ms": stats(retrieve),
+        "retrieve_in_process_ms": stats(in_process),
+    }
+    print(f"{'first answer byte (retrieval+answer caches off)':<52}{'p50':>9}{'p95':>9}{'n':>5}")
+    for name, key in (
+        ("ragcli ask (cold process)", "ask_cold_first_byte_ms"),
+        ("ragcli ask --server (warm ragcli serve)", "ask_server_first_byte_ms"),
+        ("GET /healthz (keep-alive)", "healthz_ms"),
+        ("POST /v1/retrieve (keep-alive)", "retrieve_http_ms"),
+        ("Pipeline.retrieve in process", "retrieve_in_process_ms"),
+    ):
+        s = result[key]
+        print(f"{name:<52}{s['p50']:>7.1f}ms{s['p95']:>7.1f}ms{s['n']:>5}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+async def _in_process(home: Path) -> list[float]:
+    sys.path.insert(0, str(REPO))
+    from ragcli.config import load_settings
+    from ragcli.pipeline import Pipeline, Query
+
+    settings = load_settings({"data_dir": home, "no_cache": "retrieval,answer"}, environ={})
+    pipeline = Pipeline(settings)
+    await pipeline.warm()
+    out = []
+    for _ in range(200):
+        t = time.perf_counter()
+        await pipeline.retrieve(Query(QUESTION))
+        out.append((time.perf_counter() - t) * 1000)
+    pipeline.close()
+    return out
+
+
+if __name__ == "__main__":
+    main()
