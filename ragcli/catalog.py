@@ -80,7 +80,12 @@ def _m002_lexical_index(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_m001_initial, _m002_lexical_index]
+def _m003_partition_index(db: sqlite_utils.Database) -> None:
+    db["documents"].create_index(["partition"])
+    db["documents"].create_index(["source"])
+
+
+MIGRATIONS = [_m001_initial, _m002_lexical_index, _m003_partition_index]
 _WORD = re.compile(r"\w+", re.UNICODE)
 _BATCH = 500  # ids per SELECT … IN (…)
 
@@ -303,6 +308,24 @@ class Catalog:
                 for r in self.conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)
             )
         return out
+
+    def chunk_partitions(self, ids: Sequence[str]) -> dict[str, str]:
+        """The partition of each chunk id the catalogue knows."""
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = list(ids[i : i + _BATCH])
+            out.update(
+                self.conn.execute(
+                    "SELECT c.id, d.partition FROM chunks c JOIN documents d ON d.path = c.doc_path"
+                    f" WHERE c.id IN ({','.join('?' * len(part))})",
+                    part,
+                )
+            )
+        return out
+
+    def partition_names(self) -> set[str]:
+        """Partitions that hold documents (cheap: an index on documents.partition)."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT partition FROM documents")}
 
     def chunk_texts(self) -> list[tuple[str, str]]:
         """(id, text) of every chunk, in id order."""

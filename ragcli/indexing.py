@@ -1,16 +1,21 @@
-"""Keep the HNSW index (a Chroma collection) in step with the catalogue.
+"""Keep the HNSW index (Chroma collections) in step with the catalogue.
 
-Which collection is current, with which HNSW parameters and for which catalogue version,
-is recorded in the catalogue. A rebuild fills a *new* collection and then switches that
-record in one transaction, so a reader sees the old index or the new one, never half of one.
+The index is one global collection (whole-corpus questions) plus one collection per partition
+(scoped questions): measured at 100k chunks, a partition's own collection answers in ≈1.6 ms
+where a `where` filter on the global one takes ≈64 ms (docs/benchmarks.md). Which collections
+are current, with which HNSW parameters and for which catalogue version, is recorded in the
+catalogue. A rebuild fills *new* collections and then switches that record in one transaction,
+so a reader sees the old index or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ragcli.db import transaction
@@ -27,13 +32,18 @@ if TYPE_CHECKING:
 VectorSource = Callable[[Sequence[tuple[str, str]]], Awaitable["np.ndarray"]]
 _PREFIX = "ragcli-chunks-"
 _BATCH = 5000
+PENDING = "index.pending"  # set while an ingest is between "new chunks in" and "old out"
 
 
 @dataclass(frozen=True)
 class IndexInfo:
-    name: str
+    name: str  # the global collection
     params: HnswParams
-    version: int  # the catalogue version this collection reflects
+    version: int  # the catalogue version this index reflects
+    partitions: dict[str, str] = field(default_factory=dict)  # partition → its collection
+
+    def collections(self) -> list[str]:
+        return [self.name, *self.partitions.values()]
 
 
 @dataclass(frozen=True)
@@ -45,75 +55,137 @@ class BuildReport:
     rebuilt: bool
 
 
+def partition_collection(base: str, partition: str) -> str:
+    """A valid Chroma name (3–512 of [a-zA-Z0-9._-], alphanumeric at both ends), unique per
+    partition whatever characters its name has."""
+    slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", partition)[:40].strip("-._") or "p"
+    digest = hashlib.sha1(partition.encode()).hexdigest()[:8]
+    return f"{base}-p-{slug}-{digest}"
+
+
 def current(catalog: Catalog) -> IndexInfo | None:
     name = catalog.get_meta("index.name")
     if not name:
         return None
     params = HnswParams(**json.loads(catalog.get_meta("index.params", "{}")))
-    return IndexInfo(name, params, int(catalog.get_meta("index.version", "-1")))
+    partitions = json.loads(catalog.get_meta("index.partitions", "{}"))
+    return IndexInfo(name, params, int(catalog.get_meta("index.version", "-1")), partitions)
 
 
-def _record(catalog: Catalog, name: str, params: HnswParams, version: int) -> None:
+def _record(catalog: Catalog, info: IndexInfo) -> None:
     with transaction(catalog.conn):
-        catalog.set_meta("index.name", name)
-        catalog.set_meta("index.params", json.dumps(asdict(params)))
-        catalog.set_meta("index.version", str(version))
+        catalog.set_meta("index.name", info.name)
+        catalog.set_meta("index.params", json.dumps(asdict(info.params)))
+        catalog.set_meta("index.partitions", json.dumps(info.partitions, sort_keys=True))
+        catalog.set_meta("index.version", str(info.version))
 
 
 def record_params(catalog: Catalog, params: HnswParams) -> None:
     catalog.set_meta("index.params", json.dumps(asdict(params)))
 
 
+def _ensure_partitions(
+    catalog: Catalog, store: Store, info: IndexInfo, partitions: set[str], record: bool
+) -> IndexInfo:
+    """Create a collection for each partition that has none yet; `record` it as live at once
+    (a live index), or leave that to the switch at the end of a rebuild."""
+    new = {p: partition_collection(info.name, p) for p in partitions if p not in info.partitions}
+    if not new:
+        return info
+    existing = set(store.names())
+    for name in new.values():
+        if name not in existing:
+            store.create(name, info.params)
+    info = IndexInfo(info.name, info.params, info.version, {**info.partitions, **new})
+    if record:
+        catalog.set_meta("index.partitions", json.dumps(info.partitions, sort_keys=True))
+    return info
+
+
 async def _fill(
     catalog: Catalog,
     store: Store,
-    name: str,
+    info: IndexInfo,
     pairs: Sequence[tuple[str, str]],
     vectors: VectorSource,
-) -> None:
+    metas: dict[str, dict[str, Any]] | None = None,
+    record: bool = True,
+) -> IndexInfo:
+    """Upsert chunks into the global collection and their partitions' collections."""
     for i in range(0, len(pairs), _BATCH):
         part = pairs[i : i + _BATCH]
         ids = [cid for cid, _ in part]
-        store.upsert(name, ids, await vectors(part), catalog.chunk_metadata(ids))
+        meta = [metas[cid] for cid in ids] if metas else catalog.chunk_metadata(ids)
+        vecs = await vectors(part)
+        store.upsert(info.name, ids, vecs, meta)
+        info = _ensure_partitions(catalog, store, info, {str(m["partition"]) for m in meta}, record)
+        rows: dict[str, list[int]] = {}
+        for row, m in enumerate(meta):
+            rows.setdefault(str(m["partition"]), []).append(row)
+        for partition, idx in rows.items():
+            store.upsert(
+                info.partitions[partition], [ids[j] for j in idx], vecs[idx], [meta[j] for j in idx]
+            )
+    return info
+
+
+def _delete(store: Store, info: IndexInfo, ids: Sequence[str], partitions: dict[str, str]) -> None:
+    store.delete(info.name, list(ids))
+    by_partition: dict[str, list[str]] = {}
+    for cid in ids:
+        if cid in partitions and partitions[cid] in info.partitions:
+            by_partition.setdefault(partitions[cid], []).append(cid)
+    for partition, part_ids in by_partition.items():
+        store.delete(info.partitions[partition], part_ids)
 
 
 async def rebuild(
     catalog: Catalog, store: Store, params: HnswParams, vectors: VectorSource
 ) -> BuildReport:
-    """Build a fresh collection from the catalogue, then switch to it atomically."""
+    """Build fresh collections from the catalogue, then switch to them atomically."""
     started = time.perf_counter()
     version = catalog.version
     name = f"{_PREFIX}{version}-{time.time_ns()}"
     store.create(name, params)
     pairs = catalog.chunk_texts()
-    await _fill(catalog, store, name, pairs, vectors)
-    _record(catalog, name, params, version)
+    info = IndexInfo(name, params, version)
+    info = await _fill(catalog, store, info, pairs, vectors, record=False)
+    _record(catalog, info)  # the switch: global and partition collections go live together
+    keep = set(info.collections())
     # Collections left behind by this one's predecessor or by an interrupted build.
     for stale in store.names():
-        if stale.startswith(_PREFIX) and stale != name:
+        if stale.startswith(_PREFIX) and stale not in keep:
             store.drop(stale)
     return BuildReport(name, params, len(pairs), time.perf_counter() - started, True)
-
-
-PENDING = "index.pending"  # set while an ingest is between "new chunks in" and "old out"
 
 
 async def reconcile(
     catalog: Catalog, store: Store, info: IndexInfo, vectors: VectorSource
 ) -> BuildReport:
-    """Make the collection hold exactly the catalogue's chunks (after a crash mid-update)."""
+    """Make every collection hold exactly the catalogue's chunks (after a crash mid-update)."""
     started = time.perf_counter()
     want = dict(catalog.chunk_texts())
-    have = store.ids(info.name)
-    missing = sorted(set(want) - have)
-    if missing:
-        await _fill(catalog, store, info.name, [(cid, want[cid]) for cid in missing], vectors)
-    extra = sorted(have - set(want))
+    missing = sorted(set(want) - store.ids(info.name))
+    extra = sorted(store.ids(info.name) - set(want))
     if extra:
         store.delete(info.name, extra)
-    _record(catalog, info.name, info.params, catalog.version)
+    partition_of = catalog.chunk_partitions(list(want))
+    names = set(store.names())
+    for partition, collection in info.partitions.items():
+        if collection not in names:
+            store.create(collection, info.params)
+        have = store.ids(collection)
+        mine = {cid for cid, p in partition_of.items() if p == partition}
+        missing += sorted(mine - have)
+        if have - mine:
+            store.delete(collection, sorted(have - mine))
+    todo = sorted(set(missing))
+    if todo:
+        info = await _fill(catalog, store, info, [(cid, want[cid]) for cid in todo], vectors)
+    info = IndexInfo(info.name, info.params, catalog.version, info.partitions)
+    _record(catalog, info)
     catalog.set_meta(PENDING, "")
-    return BuildReport(info.name, info.params, len(missing), time.perf_counter() - started, False)
+    return BuildReport(info.name, info.params, len(todo), time.perf_counter() - started, False)
 
 
 async def apply_changes(
@@ -150,15 +222,15 @@ async def apply_changes(
             await rebuild(catalog, store, info.params if info else params, vectors)
         return len(added), len(deleted)
     assert info is not None
+    old_partitions = catalog.chunk_partitions(deleted)
     if added or deleted:
         catalog.set_meta(PENDING, "1")
         if added:
-            ids = [cid for cid, _ in added]
             meta = dict(_metadata(doc, ch) for doc, chunks in replaced for ch in chunks)
-            store.upsert(info.name, ids, await vectors(added), [meta[cid] for cid in ids])
+            info = await _fill(catalog, store, info, added, vectors, meta)
     catalog.apply(replaced, removed, embedder_id, index_follows=True)
     if deleted:
-        store.delete(info.name, deleted)
+        _delete(store, info, deleted, old_partitions)
     if added or deleted:
         catalog.set_meta(PENDING, "")
     return len(added), len(deleted)

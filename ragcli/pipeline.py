@@ -98,9 +98,11 @@ class _Scope:
     """A query's resolved filters: the Chroma `where`, the same as SQL for the lexical index,
     and a stable key for the caches."""
 
-    where: dict[str, Any] | None
+    where: dict[str, Any] | None  # every filter, for the global collection
     key: str
     sql: LexicalFilter = field(default_factory=lambda: LexicalFilter())
+    partitions: tuple[str, ...] = ()
+    rest: dict[str, Any] | None = None  # the filters but the partition, for its own collection
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ class Pipeline:
         self._loads: dict[str, asyncio.Future[Span]] = {}
         self._prefetched: dict[str, list[tuple[str, float]]] = {}
         self._exact: tuple[str, Any] | None = None
+        self._lookups: dict[str, tuple[int, Any]] = {}
 
     # -- resources ------------------------------------------------------------------------
     async def open(self) -> list[Span]:
@@ -276,40 +279,55 @@ class Pipeline:
             raise NotReadyError("there is no index yet: run `ragcli ingest PATH` first")
         return info
 
+    def _per_version(self, name: str, load: Callable[[], Any]) -> Any:
+        """A catalogue lookup remembered until the catalogue's version changes."""
+        assert self.catalog is not None
+        version = self.catalog.version
+        hit = self._lookups.get(name)
+        if hit is None or hit[0] != version:
+            hit = self._lookups[name] = (version, load())
+        return hit[1]
+
     def _scope(self, query: Query) -> _Scope:
         assert self.catalog is not None
-        clauses: list[dict[str, Any]] = []
+        rest: list[dict[str, Any]] = []
         key: dict[str, Any] = {}
+        parts: list[str] = []
         if query.partitions:
-            known = self.catalog.partitions()
+            known = self._per_version("partitions", self.catalog.partition_names)
             unknown = [p for p in query.partitions if p not in known]
             if unknown:
-                names = ", ".join(known) or "none"
+                names = ", ".join(sorted(known)) or "none"
                 raise UsageError(f"unknown partition {unknown[0]!r} (known: {names})")
             parts = sorted(set(query.partitions))
             key["partitions"] = parts
-            clauses.append(
-                {"partition": parts[0]} if len(parts) == 1 else {"partition": {"$in": parts}}
-            )
         if query.since:
             ts = since_timestamp(query.since)
             key["since"] = ts
-            clauses.append({"date_ts": {"$gte": ts}})
+            rest.append({"date_ts": {"$gte": ts}})
         if query.source:
             sources = [
                 s
-                for s, rel in self.catalog.sources()
+                for s, rel in self._per_version("sources", self.catalog.sources)
                 if fnmatch.fnmatch(s, query.source) or fnmatch.fnmatch(rel, query.source)
             ]
             if not sources:
                 raise UsageError(f"--source {query.source!r} matches no ingested document")
             key["sources"] = sorted(sources)
-            clauses.append({"source": {"$in": sorted(sources)}})
-        where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        sql = LexicalFilter(
-            tuple(key.get("partitions", ())), key.get("since"), tuple(key.get("sources", ()))
+            rest.append({"source": {"$in": sorted(sources)}})
+        clauses = list(rest)
+        if parts:
+            clauses.insert(
+                0, {"partition": parts[0]} if len(parts) == 1 else {"partition": {"$in": parts}}
+            )
+
+        def combine(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+            return None if not items else items[0] if len(items) == 1 else {"$and": items}
+
+        sql = LexicalFilter(tuple(parts), key.get("since"), tuple(key.get("sources", ())))
+        return _Scope(
+            combine(clauses), json.dumps(key, sort_keys=True), sql, tuple(parts), combine(rest)
         )
-        return _Scope(where, json.dumps(key, sort_keys=True), sql)
 
     def _retrieval_key(self, question: str, k: int, scope: _Scope) -> str:
         info = self._index()
@@ -354,22 +372,44 @@ class Pipeline:
         return out, len(texts) - len(missing), load
 
     async def _search(
-        self, vectors: np.ndarray, k: int, where: dict | None
+        self, vectors: np.ndarray, k: int, scope: _Scope
     ) -> list[list[tuple[str, float]]]:
-        """Top-k per vector among the chunks the catalogue knows. The index may briefly hold
-        chunks of an ingest in progress (added before the catalogue commits, deleted after):
-        asking for a few more than k and dropping unknown ids hides them."""
+        """Top-k per vector among the chunks the catalogue knows. A scoped question searches
+        its partitions' own collections (in parallel threads, merged by score); anything else
+        searches the global one. The index may briefly hold chunks of an ingest in progress
+        (added before the catalogue commits, deleted after): asking for a few more than k and
+        dropping ids the catalogue does not know hides them."""
         assert self.store is not None and self.catalog is not None
-        name = self._index().name
+        info = self._index()
         fetch = k + min(k, 10)
         if self.settings.search == "exact":
-            if self._exact is None or self._exact[0] != name:
+            if self._exact is None or self._exact[0] != info.name:
                 from ragcli.exact import ExactIndex
 
-                self._exact = (name, await asyncio.to_thread(ExactIndex, self.store, name))
-            found = self._exact[1].query(vectors, fetch, where)
+                self._exact = (
+                    info.name,
+                    await asyncio.to_thread(ExactIndex, self.store, info.name),
+                )
+            found = self._exact[1].query(vectors, fetch, scope.where)
+        elif scope.partitions and all(p in info.partitions for p in scope.partitions):
+            per_partition = await asyncio.gather(
+                *(
+                    asyncio.to_thread(
+                        self.store.query, info.partitions[p], vectors, fetch, scope.rest
+                    )
+                    for p in scope.partitions
+                )
+            )
+            found = [
+                sorted((h for rows in per_partition for h in rows[i]), key=lambda h: -h.score)[
+                    :fetch
+                ]
+                for i in range(len(vectors))
+            ]
         else:
-            found = await asyncio.to_thread(self.store.query, name, vectors, fetch, where)
+            found = await asyncio.to_thread(
+                self.store.query, info.name, vectors, fetch, scope.where
+            )
         known = self.catalog.known_ids({h.id for row in found for h in row})
         return [[(h.id, h.score) for h in row if h.id in known][:k] for row in found]
 
@@ -408,7 +448,7 @@ class Pipeline:
         for (k, _), rows in groups.items():
             scope = todo[keys[rows[0]]][2]
             depth = max(k * 4, 20) if hybrid else k
-            found = await self._search(vectors[rows], depth, scope.where)
+            found = await self._search(vectors[rows], depth, scope)
             for row, hits_ in zip(rows, found, strict=True):
                 if hybrid:
                     lexical = self.catalog.lexical_search(todo[keys[row]][0], depth, scope.sql)
@@ -474,7 +514,7 @@ class Pipeline:
                 yield span
             t3 = time.perf_counter_ns()
             depth = k if mode == "dense" else max(k * 4, 20)  # fusion wants deeper lists
-            hits = (await self._search(vectors, depth, scope.where))[0]
+            hits = (await self._search(vectors, depth, scope))[0]
             if mode == "hybrid":
                 lexical = self.catalog.lexical_search(question, depth, scope.sql)
                 hits = fuse(hits, lexical, self.settings.hybrid_weight)[:k]

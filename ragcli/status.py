@@ -38,7 +38,7 @@ def _chroma_collections(path: Path) -> set[str] | None:
 
 def _index_problem(dirs: DataDir, info: indexing.IndexInfo, catalog: Catalog) -> str | None:
     names = _chroma_collections(dirs.chroma)
-    if names is None or info.name not in names:
+    if names is None or not set(info.collections()) <= names:
         return "the vector index is missing or unreadable: run `ragcli index --rebuild`"
     if catalog.get_meta(indexing.PENDING):
         return "an ingest was interrupted: run `ragcli index` (or the same ingest) to finish it"

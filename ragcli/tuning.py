@@ -71,7 +71,8 @@ async def tune_index(
             report = await indexing.rebuild(catalog, store, params, fetch)
         else:
             if params.ef_search != info.params.ef_search:
-                store.set_ef_search(info.name, params.ef_search)
+                for name in info.collections():
+                    store.set_ef_search(name, params.ef_search)
             report = indexing.BuildReport(info.name, params, store.count(info.name), 0.0, False)
             if catalog.get_meta(indexing.PENDING) or info.version != catalog.version:
                 await indexing.reconcile(catalog, store, info, fetch)

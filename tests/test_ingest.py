@@ -124,3 +124,45 @@ def test_metadata_per_chunk(home: Path, corpus: Path) -> None:
         "corpus/ops/pager.md",
     )
     assert all({"partition", "source", "date_ts"} <= set(m) for m in meta)
+
+
+def _collections(home: Path) -> dict[str, set[str]]:
+    """partition (or "*" for the global collection) → the ids its collection holds."""
+    from ragcli import indexing
+
+    dirs = DataDir(home)
+    cat = Catalog(dirs.catalog)
+    info = indexing.current(cat)
+    cat.close()
+    store = Store(dirs.chroma)
+    out = {"*": store.ids(info.name)}
+    out.update({p: store.ids(name) for p, name in info.partitions.items()})
+    return out
+
+
+def _by_partition(home: Path) -> dict[str, set[str]]:
+    cat = Catalog(DataDir(home).catalog)
+    try:
+        parts = cat.chunk_partitions([cid for cid, _ in cat.chunk_texts()])
+    finally:
+        cat.close()
+    out: dict[str, set[str]] = {"*": set(parts)}
+    for cid, p in parts.items():
+        out.setdefault(p, set()).add(cid)
+    return out
+
+
+def test_partition_collections_follow_the_catalogue(home: Path, corpus: Path) -> None:
+    _ingest(home, corpus)
+    assert _collections(home) == _by_partition(home)
+    (corpus / "ops" / "pager.md").unlink()
+    (corpus / "new").mkdir()
+    (corpus / "new" / "a.md").write_text("A brand new partition about release trains.\n")
+    _ingest(home, corpus)
+    got, want = _collections(home), _by_partition(home)
+    assert {p: ids for p, ids in got.items() if ids} == want  # ops is empty now, new exists
+    settings = load_settings({"data_dir": home}, environ={})
+    from ragcli.tuning import tune_index
+
+    asyncio.run(tune_index(settings, {"m": 8}, True, 0))  # a rebuild recreates them all
+    assert _collections(home) == _by_partition(home)
