@@ -337,7 +337,7 @@ async def _answer(pipeline: Any, query: Any, stream: bool) -> dict[str, Any]:
         "answer": done.answer,
         "generator": done.generator,
         "cached": done.cached or False,
-        "sources": [_source_dict(s) for s in sources],
+        "sources": [s.as_dict() for s in sources],
         "ttft_ms": round((done.first_token_ns - done.started_ns) / 1e6, 3),
         "caches": pipeline.counters(),
     }
@@ -429,20 +429,6 @@ def ask(
             pipeline.close()
 
     _run(go())
-
-
-def _source_dict(s: Any) -> dict[str, Any]:
-    c = s.chunk
-    return {
-        "number": s.number,
-        "source": c.source,
-        "path": c.relpath,
-        "title": c.title,
-        "partition": c.partition,
-        "date": c.date,
-        "score": round(s.score, 4),
-        "chunk_id": c.id,
-    }
 
 
 # --------------------------------------------------------------------------------- profile

@@ -21,6 +21,20 @@ class Source:
     chunk: ChunkRecord
     score: float
 
+    def as_dict(self) -> dict[str, object]:
+        """How a source is shown in `--json` and by `serve`."""
+        c = self.chunk
+        return {
+            "number": self.number,
+            "source": c.source,
+            "path": c.relpath,
+            "title": c.title,
+            "partition": c.partition,
+            "date": c.date,
+            "score": round(self.score, 4),
+            "chunk_id": c.id,
+        }
+
 
 @dataclass(frozen=True)
 class Prompt:

@@ -45,18 +45,45 @@ def _error(status: int, message: str, type_: str, headers: dict[str, str] | None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _source(s: Any) -> dict[str, Any]:
-    c = s.chunk
-    return {
-        "number": s.number,
-        "source": c.source,
-        "path": c.relpath,
-        "title": c.title,
-        "partition": c.partition,
-        "date": c.date,
-        "score": round(s.score, 4),
-        "chunk_id": c.id,
-    }
+class _Refused(Exception):
+    """A request answered with an error response instead of a result."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def _parse(request: Request, question: Any) -> tuple[dict[str, Any], Query]:
+    """The JSON body and the query it asks; 400 when either is malformed."""
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise UsageError("the body must be a JSON object")
+        return body, _query(body, question(body))
+    except (ValueError, RagcliError) as exc:
+        raise _Refused(_error(400, str(exc), "invalid_request_error")) from None
+
+
+def _admit(service: Service) -> None:
+    if not service.admit():
+        message = "ragcli serve is at its concurrency limit; retry shortly"
+        raise _Refused(_error(503, message, "overloaded", {"Retry-After": "1"}))
+
+
+async def _bounded(service: Service, work: Any) -> Any:
+    """Admission control, the request time limit, and errors as HTTP statuses."""
+    _admit(service)
+    try:
+        async with asyncio.timeout(service.request_timeout):
+            return await work()
+    except TimeoutError:
+        raise _Refused(_error(504, "the request timed out", "timeout")) from None
+    except UsageError as exc:
+        raise _Refused(_error(400, str(exc), "invalid_request_error")) from None
+    except RagcliError as exc:
+        service.metrics.inc("ragcli_provider_errors_total")
+        raise _Refused(_error(502, str(exc), "provider_error")) from None
+    finally:
+        service.release()
 
 
 def _query(body: dict[str, Any], question: str) -> Query:
@@ -140,123 +167,81 @@ def create_app(settings: Settings, max_concurrency: int = 64, request_timeout: f
         yield
         service.pipeline.close()
 
+    def respond(endpoint: str, response: Response) -> Response:
+        service.metrics.inc(
+            "ragcli_requests_total", endpoint=endpoint, status=str(response.status_code)
+        )
+        return response
+
     async def chat(request: Request) -> Response:
         endpoint = "/v1/chat/completions"
         try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise UsageError("the body must be a JSON object")
-            query = _query(body, _question(body))
-        except (ValueError, RagcliError) as exc:
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="400")
-            return _error(400, str(exc), "invalid_request_error")
-        if not service.admit():
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="503")
-            return _error(
-                503,
-                "ragcli serve is at its concurrency limit; retry shortly",
-                "overloaded",
-                {"Retry-After": "1"},
-            )
-        model = str(body.get("model") or service.pipeline.generator.name)
-        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        created = int(time.time())
-        if body.get("stream"):
-            return StreamingResponse(
-                _stream(service, query, model, completion_id, created, endpoint),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache"},
-            )
-        try:
-            async with asyncio.timeout(service.request_timeout):
-                spans, done, sources = await _collect(service, query)
-        except TimeoutError:
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="504")
-            return _error(504, "the request timed out", "timeout")
-        except UsageError as exc:
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="400")
-            return _error(400, str(exc), "invalid_request_error")
-        except RagcliError as exc:
-            service.metrics.inc("ragcli_provider_errors_total")
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="502")
-            return _error(502, str(exc), "provider_error")
-        finally:
-            service.release()
-        service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="200")
-        return JSONResponse(
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": done.answer},
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": 0,
-                    "completion_tokens": done.tokens,
-                    "total_tokens": done.tokens,
-                },
-                "sources": [_source(s) for s in sources],
-                "ragcli": {"cached": done.cached or False, "spans": _spans(spans, done)},
-            }
+            body, query = await _parse(request, _question)
+            model = str(body.get("model") or service.pipeline.generator.name)
+            cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+            if body.get("stream"):
+                _admit(service)  # released, and counted, when the stream ends
+                return StreamingResponse(
+                    _stream(service, query, model, cid, created, endpoint),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache"},
+                )
+            spans, done, sources = await _bounded(service, lambda: _collect(service, query))
+        except _Refused as refused:
+            return respond(endpoint, refused.response)
+        message = {"role": "assistant", "content": done.answer}
+        return respond(
+            endpoint,
+            JSONResponse(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+                    "usage": {
+                        "prompt_tokens": 0,
+                        "completion_tokens": done.tokens,
+                        "total_tokens": done.tokens,
+                    },
+                    "sources": [s.as_dict() for s in sources],
+                    "ragcli": {"cached": done.cached or False, "spans": _spans(spans, done)},
+                }
+            ),
         )
 
     async def retrieve(request: Request) -> Response:
         endpoint = "/v1/retrieve"
-        try:
-            body = await request.json()
-            question = body.get("query") if isinstance(body, dict) else None
-            if not isinstance(question, str) or not question.strip():
+
+        def question(body: dict[str, Any]) -> str:
+            text = body.get("query")
+            if not isinstance(text, str) or not text.strip():
                 raise UsageError('"query" must be a non-empty string')
-            query = _query(body, question)
-        except (ValueError, RagcliError) as exc:
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="400")
-            return _error(400, str(exc), "invalid_request_error")
-        if not service.admit():
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="503")
-            return _error(
-                503,
-                "ragcli serve is at its concurrency limit; retry shortly",
-                "overloaded",
-                {"Retry-After": "1"},
-            )
-        before = service.pipeline.counters()
+            return text
+
         try:
-            async with asyncio.timeout(service.request_timeout):
-                ranked, spans = await service.pipeline.retrieve(query)
-        except TimeoutError:
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="504")
-            return _error(504, "the request timed out", "timeout")
-        except UsageError as exc:
-            service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="400")
-            return _error(400, str(exc), "invalid_request_error")
-        finally:
-            service.release()
+            _, query = await _parse(request, question)
+            before = service.pipeline.counters()
+            ranked, spans = await _bounded(service, lambda: service.pipeline.retrieve(query))
+        except _Refused as refused:
+            return respond(endpoint, refused.response)
         service.record(spans, None, before)
-        service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status="200")
-        return JSONResponse(
+        data = [
             {
-                "object": "list",
-                "data": [
-                    {
-                        "id": c.id,
-                        "score": round(score, 6),
-                        "text": c.text,
-                        "source": c.source,
-                        "path": c.relpath,
-                        "title": c.title,
-                        "partition": c.partition,
-                        "date": c.date,
-                    }
-                    for c, score in ranked
-                ],
-                "ragcli": {"spans": [{"name": s.name, "ms": round(s.ms, 3)} for s in spans]},
+                "id": c.id,
+                "score": round(score, 6),
+                "text": c.text,
+                "source": c.source,
+                "path": c.relpath,
+                "title": c.title,
+                "partition": c.partition,
+                "date": c.date,
             }
+            for c, score in ranked
+        ]
+        spans_out = [{"name": s.name, "ms": round(s.ms, 3)} for s in spans]
+        return respond(
+            endpoint, JSONResponse({"object": "list", "data": data, "ragcli": {"spans": spans_out}})
         )
 
     async def healthz(request: Request) -> Response:
@@ -350,7 +335,7 @@ async def _stream(
         yield chunk(
             {},
             "stop",
-            sources=[_source(s) for s in sources],
+            sources=[s.as_dict() for s in sources],
             ragcli={"cached": done.cached if done else False, "spans": _spans(spans, done)},
         )
     except TimeoutError:
