@@ -506,6 +506,9 @@ def profile(
     ] = None,
     svg: Annotated[Path | None, typer.Option(help="Write the waterfall as an SVG picture.")] = None,
     spans: Annotated[Path | None, typer.Option(help="Write every span as JSON lines.")] = None,
+    otel: Annotated[
+        bool, typer.Option(help="Also send the spans as OpenTelemetry traces (OTLP or stderr).")
+    ] = False,
     k: Annotated[int | None, typer.Option("--k", "-k", help="Chunks to retrieve [5].")] = None,
     partition: PartitionOpt = None,
     since: SinceOpt = None,
@@ -563,6 +566,10 @@ def profile(
         svg.write_text(profile_svg(data), encoding="utf-8")
     if spans:
         _write_spans(spans, report)
+    if otel:
+        from ragcli.otel import export
+
+        export(report)
     if as_json:
         print(json.dumps(data))
     else:

@@ -194,3 +194,16 @@ def test_profile_needs_a_question(ingested: Run) -> None:
     assert out.returncode == 2 and "QUESTION or --questions" in out.stderr
     out = ingested("profile", Q, "--concurrency", "0,4")
     assert out.returncode == 2 and "--concurrency" in out.stderr
+
+
+def test_otel_export_is_one_trace_per_run(ingested: Run) -> None:
+    out = ingested("profile", Q, "--runs", "2", "--json", "--otel")
+    assert out.returncode == 0, out.stderr
+    spans = json.loads("[" + out.stderr.replace("}\n{", "},\n{") + "]")
+    roots = [s for s in spans if s["name"] == "ragcli.ask"]
+    assert len(roots) == 3  # the cold run and two warm runs
+    assert {r["attributes"]["ragcli.phase"] for r in roots} == {"cold", "warm"}
+    root_ids = {r["context"]["span_id"] for r in roots}
+    children = [s for s in spans if s["name"] != "ragcli.ask"]
+    assert {"startup", "retrieve", "llm.first_token"} <= {s["name"] for s in children}
+    assert all(s["parent_id"] in root_ids for s in children)
