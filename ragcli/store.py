@@ -131,6 +131,16 @@ class Store:
                 return out
             offset += step
 
+    def vectors(self, name: str, ids: Sequence[str]) -> dict[str, Any]:
+        """Stored vectors of the given ids (those the collection has)."""
+        coll = self._get(name)
+        out: dict[str, Any] = {}
+        step = 5000
+        for i in range(0, len(ids), step):
+            got = coll.get(ids=list(ids[i : i + step]), include=["embeddings"])
+            out.update(zip(got["ids"], got["embeddings"], strict=True))
+        return out
+
     def dump(self, name: str) -> tuple[list[str], list[Any], list[dict]]:
         """Every id, vector and metadata of a collection (for exact search)."""
         coll = self._get(name)

@@ -17,7 +17,10 @@ from ragcli.store import HnswParams, Store, StoreError
 from ragcli.vectors import VectorFetcher
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
+
+    import numpy as np
 
     from ragcli.config import Settings
 
@@ -36,6 +39,24 @@ def _usable_store(store: Store) -> Store:
         aside = store.path.with_name(f"{store.path.name}.unreadable-{int(time.time())}")
         store.path.rename(aside)
         return Store(store.path)
+
+
+class _ReuseIndexVectors:
+    """For a rebuild: take each chunk's vector from the index being replaced, and fall back to
+    the embedding cache (then the model) only for chunks it lacks. A new M or ef_construction
+    then costs no embedding at all, even with an emptied cache."""
+
+    def __init__(self, store: Store, name: str, fallback: VectorFetcher) -> None:
+        self.store, self.name, self.fallback = store, name, fallback
+
+    async def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        import numpy as np
+
+        found = self.store.vectors(self.name, [cid for cid, _ in pairs])
+        missing = [(cid, text) for cid, text in pairs if cid not in found]
+        if missing:
+            found.update(zip((c for c, _ in missing), await self.fallback(missing), strict=True))
+        return np.asarray([found[cid] for cid, _ in pairs], dtype=np.float32)
 
 
 def _disk_bytes(path: Path) -> int:
@@ -68,7 +89,10 @@ async def tune_index(
             info.params.ef_construction,
         )
         if rebuild or structural or info.name not in store.names():
-            report = await indexing.rebuild(catalog, store, params, fetch)
+            source = fetch
+            if info is not None and info.name in store.names():
+                source = _ReuseIndexVectors(store, info.name, fetch)
+            report = await indexing.rebuild(catalog, store, params, source)
         else:
             if params.ef_search != info.params.ef_search:
                 for name in info.collections():
@@ -79,8 +103,9 @@ async def tune_index(
             indexing.record_params(catalog, params)
         recall = None
         if recall_queries > 0 and report.vectors:
+            vectors = _ReuseIndexVectors(store, report.name, fetch)
             recall = await indexing.recall_at_k(
-                catalog, store, report.name, fetch, 10, recall_queries
+                catalog, store, report.name, vectors, 10, recall_queries
             )
         return {
             "rebuilt": report.rebuilt,

@@ -79,6 +79,10 @@ def test_index_rebuild_with_new_parameters(ragcli: Run, corpus: Path) -> None:
     status = json.loads(ragcli("status", "--json").stdout)
     assert status["index"]["params"]["ef_search"] == 20
     assert ragcli("ask", "annual leave days").returncode == 0
+    # with the embedding cache emptied, a rebuild takes the vectors from the index it replaces
+    assert ragcli("cache", "clear", "--only", "embedding").returncode == 0
+    out = json.loads(ragcli("index", "--m", "12", "--json").stdout)
+    assert out["rebuilt"] is True and out["embedded"] == 0 and out["recall_at_10"] > 0.9
 
 
 def test_partition_scoping(ragcli: Run, corpus: Path) -> None:
