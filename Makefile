@@ -7,7 +7,7 @@ WEIGHTS := ragcli/models/all-MiniLM-L6-v2/model.safetensors
 DEMO_HOME ?= .ragcli-demo
 QUESTION ?= How do I rotate the on-call pager?
 
-.PHONY: install test test-slow lint format bench demo clean
+.PHONY: install test test-slow reliability lint format bench demo clean
 
 install: $(STAMP) $(WEIGHTS)
 
@@ -30,6 +30,9 @@ test: install
 
 test-slow: install
 	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow
+
+reliability: install  # the full kill suite (docs/reliability.md)
+	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/test_reliability.py
 
 lint: install
 	$(BIN)/ruff check .

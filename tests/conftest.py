@@ -88,3 +88,13 @@ def corpus(tmp_path: Path) -> Path:
 def copy_sample(dest: Path) -> Path:
     shutil.copytree(SAMPLE, dest)
     return dest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` run only with RAGCLI_SLOW=1 (`make test-slow`, `make reliability`)."""
+    if os.environ.get("RAGCLI_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set RAGCLI_SLOW=1 (make test-slow / make reliability)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -132,10 +132,13 @@ def test_overload_503_and_graceful_shutdown(ragcli: Run, home: Path, corpus: Pat
         rc = s.stop()  # SIGTERM while the first answer is still streaming
         first.join(timeout=30)
     assert [x for x in lines if x][-1] == "data: [DONE]"  # the in-flight stream finished
-    assert "".join(
-        json.loads(x[6:])["choices"][0]["delta"].get("content") or ""
-        for x in lines
-        if x.startswith("data: {")
-    ) == "one two three four five"
+    assert (
+        "".join(
+            json.loads(x[6:])["choices"][0]["delta"].get("content") or ""
+            for x in lines
+            if x.startswith("data: {")
+        )
+        == "one two three four five"
+    )
     # uvicorn re-raises SIGTERM once shut down, so the status says "ended by SIGTERM"
     assert rc in (0, -signal.SIGTERM)

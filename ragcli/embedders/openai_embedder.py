@@ -683,6 +683,10 @@ class OpenAIEmbedder:
                     f"vectors, expected {self.dimensions}: set embed_dimensions to match"
                 )
             out[row] = vec
+        if not np.isfinite(out).all():  # NaN/inf would poison the cache and the index
+            raise ProviderError(
+                f"{self.model_id} at {self.where} returned vectors with NaN or infinite values"
+            )
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

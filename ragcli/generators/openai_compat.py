@@ -77,6 +77,7 @@ class OpenAIGenerator:
         await asyncio.to_thread(work)
 
     async def stream(self, question: str, prompt: Prompt) -> AsyncIterator[str]:
+        import httpx
         import openai
 
         # Without reuse (an ablation, `connection_reuse = false`) every request pays a new
@@ -86,11 +87,20 @@ class OpenAIGenerator:
             response = await client.chat.completions.create(
                 model=self.model, messages=prompt.messages(), stream=True
             )
+            finished = False
             async for event in response:
                 if event.choices and event.choices[0].delta.content:
                     yield event.choices[0].delta.content
+                if event.choices and event.choices[0].finish_reason:
+                    finished = True
+            if not finished:  # the stream ended without a finish_reason: cut off
+                raise ProviderError(f"the answer stream from {self.base_url} ended early")
         except openai.OpenAIError as exc:
             raise ProviderError(describe_openai_error(exc, self.base_url)) from None
+        except (httpx.HTTPError, OSError, ValueError) as exc:  # a dropped or truncated stream
+            raise ProviderError(
+                f"the answer stream from {self.base_url} was cut off ({type(exc).__name__})"
+            ) from None
         finally:
             if not self.reuse_connections:
                 await client.close()

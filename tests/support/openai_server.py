@@ -79,6 +79,11 @@ class ServerConfig:
     throttle_rate: float = 0.0  # 429 rate_limit_exceeded
     error_rate: float = 0.0  # 500 / 502 / 503
     drop_rate: float = 0.0  # connection closed without an answer
+    # broken 200 answers to embeddings requests: "" (off), "malformed" (not JSON),
+    # "truncated" (JSON cut short), "fewer" (one vector missing), "dims" (wrong dimensions),
+    # "nan" (a NaN and an inf in the first vector)
+    bad_embeddings: str = ""
+    cut_stream_after: int = 0  # chat streams: close the connection after N words (0: off)
     seed: int = 0
     record_bodies: bool = True  # keep every request body in counters.bodies
     record_texts: bool = True  # count every embedded text in counters.texts
@@ -372,10 +377,32 @@ class _Handler(BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay)
         dims = int(body.get("dimensions") or cfg.dimensions)
+        if cfg.bad_embeddings in ("malformed", "truncated"):
+            raw = b"<html>502 Bad Gateway</html>" if cfg.bad_embeddings == "malformed" else b""
+            if not raw:
+                raw = json.dumps({"object": "list", "data": [{"embedding": [0.1]}]}).encode()
+                raw = raw[: len(raw) // 2]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            with self.server.lock:
+                self._counters.statuses[200] += 1
+            return
+        if cfg.bad_embeddings == "fewer" and len(inputs) > 1:
+            inputs = inputs[:-1]
+        elif cfg.bad_embeddings == "fewer":
+            inputs = []
+        if cfg.bad_embeddings == "dims":
+            dims += 1
         as_base64 = body.get("encoding_format") == "base64"
         data = []
         for i, text in enumerate(inputs):
             vec = _fake_array(text, dims)
+            if cfg.bad_embeddings == "nan" and i == 0:
+                vec = vec.copy()
+                vec[0], vec[-1] = float("nan"), float("inf")
             emb: Any = base64.b64encode(vec.tobytes()).decode() if as_base64 else vec.tolist()
             data.append({"object": "embedding", "index": i, "embedding": emb})
         self._json(
@@ -433,6 +460,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         time.sleep(cfg.ttft_s)
         for i, word in enumerate(words):
+            if cfg.cut_stream_after and i >= cfg.cut_stream_after:
+                self._drop()  # mid-answer: no finish_reason, no [DONE], no last chunk
+                return
             if i:
                 time.sleep(cfg.token_gap_s)
             chunk = {
