@@ -597,6 +597,88 @@ def _write_spans(path: Path, report: Any) -> None:
                 f.write(json.dumps({"phase": phase, "run": run, "question": q, **item}) + "\n")
 
 
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    relevance_set: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SET",
+            help="A BEIR folder (or its qrels/SPLIT.tsv), a TREC qrels file or folder, or JSONL.",
+            show_default=False,
+        ),
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", help="beir, trec, jsonl or auto (from the layout).")
+    ] = "auto",
+    queries: Annotated[
+        Path | None, typer.Option(help="TREC: the queries (QUERY-ID<TAB>TEXT, or JSONL).")
+    ] = None,
+    ingest: Annotated[
+        bool, typer.Option("--ingest", help="Ingest the BEIR set's corpus.jsonl first.")
+    ] = False,
+    k: Annotated[int, typer.Option("--k", "-k", help="Chunks retrieved per question.")] = 10,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=V1,V2 (repeatable; the product is run): ef_search, k, retrieval, "
+            "partitions (on/off), search (hnsw/exact), hybrid_weight."
+        ),
+    ] = None,
+    repeats: Annotated[
+        int, typer.Option(help="Measured passes over the questions (after one warm-up).", min=1)
+    ] = 1,
+    run: Annotated[
+        Path | None, typer.Option("--run", help="Score this TREC run file instead of retrieving.")
+    ] = None,
+    minimum: Annotated[
+        str | None,
+        typer.Option("--min", help="Fail (exit 6) below, e.g. ndcg@10=0.6,chunk.recall@5=0.5."),
+    ] = None,
+    svg: Annotated[Path | None, typer.Option(help="Write quality vs latency as SVG.")] = None,
+    wait: WaitOpt = 5.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Measure retrieval quality (recall@k, hit@k, MRR@10, nDCG@10; chunk and document level)
+    and retrieval latency on a relevance set, for every configuration of a sweep."""
+    from ragcli.errors import EXIT_QUALITY
+    from ragcli.evaluation import run_eval
+    from ragcli.locking import stderr_notice
+
+    settings = _settings(ctx)
+    report, verdicts = run_eval(
+        settings,
+        relevance_set,
+        fmt=fmt,
+        queries=queries,
+        run_file=run,
+        ingest=ingest,
+        k=k,
+        sweeps=sweep or [],
+        minimums=minimum,
+        repeats=repeats,
+        wait=wait,
+        notify=stderr_notice,
+    )
+    if svg:
+        from ragcli.eval_svg import eval_svg
+
+        svg.write_text(eval_svg(report), encoding="utf-8")
+    if as_json:
+        print(json.dumps(report))
+    else:
+        from ragcli.eval_render import render_eval
+
+        render_eval(_stdout(), report)
+        for v in verdicts:
+            print(("minimum ok: " if v["ok"] else "minimum FAILED: ") + v["line"])
+    failed = [v for v in verdicts if not v["ok"]]
+    if failed:
+        lines = "; ".join(v["line"] for v in failed)
+        print(f"ragcli: error: under the minimum: {lines}", file=sys.stderr)
+        raise typer.Exit(EXIT_QUALITY)
+
+
 cache_app = typer.Typer(help="Inspect or clear the embedding, retrieval and answer caches.")
 app.add_typer(cache_app, name="cache")
 

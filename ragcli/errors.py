@@ -8,6 +8,7 @@ EXIT_USAGE = 2  # bad flag values, bad config, bad input paths
 EXIT_NOT_READY = 3  # nothing ingested / model not installed: a setup step is missing
 EXIT_BUDGET = 4  # a `profile --budget` gate failed
 EXIT_BUSY = 5  # another writer holds the data directory (see --wait)
+EXIT_QUALITY = 6  # an `eval --min` gate failed: a quality figure under its minimum
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
