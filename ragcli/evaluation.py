@@ -577,11 +577,7 @@ async def evaluate(
     return {
         "schema": SCHEMA,
         "set": {
-            "name": rset.name,
-            "format": rset.format,
-            "path": str(rset.path),
-            "queries": len(rset.queries),
-            "skipped_queries": len(rset.skipped),
+            **_set_info(rset),
             "judged_documents": len({d for g in rset.qrels.values() for d in g}),
             "missing_documents": len(missing),
             "missing_examples": missing[:10],
@@ -590,6 +586,16 @@ async def evaluate(
         "settings": {"no_cache": NO_CACHE, "warmup_passes": 1, "repeats": repeats},
         "configurations": [_config_row(results[c]) for c in configs],
         "embed_miss_ms": summarize(embed_miss) if embed_miss else None,
+    }
+
+
+def _set_info(rset: RelevanceSet) -> dict[str, Any]:
+    return {
+        "name": rset.name,
+        "format": rset.format,
+        "path": str(rset.path),
+        "queries": len(rset.queries),
+        "skipped_queries": len(rset.skipped),
     }
 
 
@@ -608,13 +614,7 @@ def score_run(
         per_query.append({"id": q.id, "doc_first_relevant": row["first_relevant"]})
     return {
         "schema": SCHEMA,
-        "set": {
-            "name": rset.name,
-            "format": rset.format,
-            "path": str(rset.path),
-            "queries": len(rset.queries),
-            "skipped_queries": len(rset.skipped),
-        },
+        "set": _set_info(rset),
         "run": str(run_file),
         "configurations": [
             {

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from ragcli.errors import ProviderError
 from ragcli.vectors import VectorFetcher
 from tests.conftest import REPO, Run, clean_env
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, fake_vector
+from tests.support.remote_env import remote_env as shared_remote_env
 
 MODEL = "text-embedding-3-small"
 DIMS = 32
@@ -50,16 +52,7 @@ def texts_of(n: int, words: int = 12, tag: str = "t") -> list[str]:
     return [f"{tag}{i} " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(words)) for i in range(n)]
 
 
-def remote_env(srv: OpenAICompatibleServer, **extra: str) -> dict[str, str]:
-    return {
-        "RAGCLI_EMBEDDER": f"openai:{MODEL}",
-        "RAGCLI_EMBED_DIMENSIONS": str(DIMS),
-        "RAGCLI_CHUNK_TOKENS": "40",
-        "RAGCLI_CHUNK_OVERLAP": "8",
-        "OPENAI_BASE_URL": srv.base_url,
-        "OPENAI_API_KEY": KEY,
-        **extra,
-    }
+remote_env = functools.partial(shared_remote_env, key=KEY, dims=DIMS)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ a fast subset (3 kills) runs by default. docs/reliability.md records the results
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -20,22 +21,14 @@ import pytest
 
 from tests.conftest import REPO, clean_env
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+from tests.support.remote_env import remote_env as shared_remote_env
 
 MODEL = "text-embedding-3-small"
 DIMS = 32
 SECRET = "sk-RAGCLI-SECRET-7d1f0c9a4b2e"
 
 
-def remote_env(srv: OpenAICompatibleServer, **extra: str) -> dict[str, str]:
-    return {
-        "RAGCLI_EMBEDDER": f"openai:{MODEL}",
-        "RAGCLI_EMBED_DIMENSIONS": str(DIMS),
-        "RAGCLI_CHUNK_TOKENS": "40",
-        "RAGCLI_CHUNK_OVERLAP": "8",
-        "OPENAI_BASE_URL": srv.base_url,
-        "OPENAI_API_KEY": SECRET,
-        **extra,
-    }
+remote_env = functools.partial(shared_remote_env, key=SECRET, dims=DIMS)
 
 
 def run_home(home: Path, *args: str, timeout: float = 120, **env: str):
