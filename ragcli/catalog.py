@@ -120,10 +120,30 @@ class LexicalFilter:
     sources: tuple[str, ...] = ()
 
 
+# English function words dropped from lexical queries: OR-ing them made BM25 score most of the
+# corpus ("how do I …") and doubled the FTS5 cost at 9k chunks (docs/benchmarks.md, issue 10).
+# Only the query is filtered; the index keeps every word, so a phrase of stop words still works.
+_STOP_WORDS = """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves
+"""
+STOP_WORDS = frozenset(_STOP_WORDS.split())
+
+
 def fts_query(text: str) -> str:
-    """Any user text as a safe FTS5 query: its words, quoted, OR-ed (BM25 ranks them)."""
+    """Any user text as a safe FTS5 query: its content words, quoted, OR-ed (BM25 ranks them).
+
+    Stop words are dropped unless the question has nothing else ("what is it" still matches).
+    """
     words = dict.fromkeys(w.lower() for w in _WORD.findall(text) if len(w) > 1)
-    return " OR ".join(f'"{w}"' for w in words)
+    content = [w for w in words if w not in STOP_WORDS]
+    return " OR ".join(f'"{w}"' for w in (content or words))
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,10 @@ NoCacheOpt = Annotated[
     str | None,
     typer.Option("--no-cache", help="Switch caches off: embedding,retrieval,answer or all."),
 ]
+RetrievalOpt = Annotated[
+    str | None,
+    typer.Option(help="dense (vectors), lexical (FTS5 BM25) or hybrid (both, fused) [hybrid]."),
+]
 SinceOpt = Annotated[
     str | None,
     typer.Option(help="Only documents dated within this (30d, 12h, 2w) or since a date."),
@@ -390,6 +394,7 @@ def ask(
     since: SinceOpt = None,
     source: SourceOpt = None,
     no_cache: NoCacheOpt = None,
+    retrieval: RetrievalOpt = None,
     batch: Annotated[
         Path | None,
         typer.Option(help="Answer every question in FILE (a question a line, or JSONL)."),
@@ -405,7 +410,7 @@ def ask(
 
     if (question is None) == (batch is None):
         raise UsageError("give either a QUESTION or --batch FILE")
-    settings = _settings(ctx, k=k, no_cache=no_cache, server=server)
+    settings = _settings(ctx, k=k, no_cache=no_cache, server=server, retrieval=retrieval)
     defaults = (k, tuple(partition or ()), since, source)
     queries = _read_batch(batch, defaults) if batch else [Query(question, *defaults)]
     if settings.server:
@@ -444,7 +449,9 @@ def _int_list(text: str, flag: str) -> list[int]:
     return values
 
 
-def _cold_processes(ctx: typer.Context, query: Any, n: int, no_cache: str | None) -> list[float]:
+def _cold_processes(
+    ctx: typer.Context, query: Any, n: int, no_cache: str | None, retrieval: str | None
+) -> list[float]:
     """TTFT from process start of `n` fresh `ragcli profile` processes (true cold starts)."""
     import subprocess
 
@@ -464,6 +471,7 @@ def _cold_processes(ctx: typer.Context, query: Any, n: int, no_cache: str | None
         ("--since", query.since),
         ("--source", query.source),
         ("--no-cache", no_cache),
+        ("--retrieval", retrieval),
     ):
         if value:
             args += [flag, value]
@@ -514,6 +522,7 @@ def profile(
     since: SinceOpt = None,
     source: SourceOpt = None,
     no_cache: NoCacheOpt = None,
+    retrieval: RetrievalOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Time every stage: a cold run from process start, then warm runs; optionally ablations,
@@ -530,7 +539,7 @@ def profile(
         raise UsageError("give either a QUESTION or --questions FILE")
     budgets = parse_budgets(budget) if budget else []
     levels = _int_list(concurrency, "--concurrency") if concurrency else []
-    settings = _settings(ctx, k=k, no_cache=no_cache)
+    settings = _settings(ctx, k=k, no_cache=no_cache, retrieval=retrieval)
     defaults = (k, tuple(partition or ()), since, source)
     queries = _read_batch(questions, defaults) if questions else [Query(question, *defaults)]
     pipeline = Pipeline(settings)
@@ -553,7 +562,9 @@ def profile(
 
     report = _run(go())
     if cold_runs > 1:
-        report.extra_cold_ttft_ms = _cold_processes(ctx, queries[0], cold_runs - 1, no_cache)
+        report.extra_cold_ttft_ms = _cold_processes(
+            ctx, queries[0], cold_runs - 1, no_cache, retrieval
+        )
     data = report.as_dict()
     verdicts = check(budgets, data) if budgets else []
     if verdicts:

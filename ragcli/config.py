@@ -52,7 +52,7 @@ class Settings:
     )
     hnsw_ef_search: int = field(default=64, metadata={"env": ("RAGCLI_HNSW_EF_SEARCH",)})
     search: str = field(default="hnsw", metadata={"env": ("RAGCLI_SEARCH",)})
-    retrieval: str = field(default="dense", metadata={"env": ("RAGCLI_RETRIEVAL",)})
+    retrieval: str = field(default="hybrid", metadata={"env": ("RAGCLI_RETRIEVAL",)})
     hybrid_weight: float = field(default=1.0, metadata={"env": ("RAGCLI_HYBRID_WEIGHT",)})
     connection_reuse: bool = field(default=True, metadata={"env": ("RAGCLI_CONNECTION_REUSE",)})
     server: str = field(default="", metadata={"env": ("RAGCLI_SERVER",)})

@@ -225,6 +225,7 @@ def settings_snapshot(s: Settings) -> dict[str, Any]:
         "k": s.k,
         "caches": sorted(s.caches),
         "search": s.search,
+        "retrieval": s.retrieval,
         "embedder": s.embedder,
         "llm": s.generator,
         "max_context_tokens": s.max_context_tokens,

@@ -248,10 +248,11 @@ def test_shipped_set_quality_floor_and_min_gate(eval_home: Path, tmp_path: Path)
     report = json.loads(proc.stdout)
     rows = {r["config"]["retrieval"]: r for r in report["configurations"]}
     # Measured on this corpus (all-MiniLM-L6-v2, k=10): document nDCG@10 dense 0.972,
-    # lexical 0.905, hybrid 0.958; the floors sit just under.
+    # lexical 0.908, hybrid 0.972 (0.958 before stop words left the FTS5 query); the floors
+    # sit just under.
     assert rows["dense"]["document"]["ndcg@10"] >= 0.95
     assert rows["lexical"]["document"]["ndcg@10"] >= 0.88
-    assert rows["hybrid"]["document"]["ndcg@10"] >= 0.94
+    assert rows["hybrid"]["document"]["ndcg@10"] >= 0.95
     for row in rows.values():
         assert row["queries"] == 40 and row["document"]["hit@10"] == 1.0
         assert row["chunk"]["ndcg@10"] > 0.6
@@ -434,6 +435,30 @@ def _lexical(home: Path, text: str) -> list[str]:
         return [catalog.chunks([cid])[cid].relpath for cid, _ in catalog.lexical_search(text, 5)]
     finally:
         catalog.close()
+
+
+def test_fts_query_drops_stop_words_unless_nothing_else_is_left() -> None:
+    from ragcli.catalog import fts_query
+
+    assert fts_query("How do I rotate the on-call pager?") == '"rotate" OR "call" OR "pager"'
+    assert fts_query("what is it") == '"what" OR "is" OR "it"'  # nothing but stop words
+    assert fts_query('"); DROP TABLE chunks; --') == '"drop" OR "table" OR "chunks"'
+    assert fts_query("?!") == ""
+
+
+def test_ask_and_profile_take_retrieval_mode(ragcli, home: Path, corpus: Path) -> None:
+    assert ragcli("ingest", str(corpus)).returncode == 0
+    for mode in ("dense", "lexical", "hybrid"):
+        proc = ragcli("ask", "Which tool pages the on-call engineer?", "--retrieval", mode, "--json")
+        assert proc.returncode == 0, proc.stderr
+        best = max(json.loads(proc.stdout)["sources"], key=lambda s: s["score"])
+        assert best["source"].endswith("ops/pager.md"), mode
+    proc = ragcli("profile", "Who is on call?", "--retrieval", "lexical", "--runs", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["settings"]["retrieval"] == "lexical"
+    proc = ragcli("ask", "Who is on call?", "--retrieval", "fuzzy")
+    assert proc.returncode == EXIT_USAGE
+    assert proc.stderr.count("\n") == 1 and "unknown retrieval 'fuzzy'" in proc.stderr
 
 
 def test_fts_follows_ingests_reingests_and_removals(ragcli, home: Path, corpus: Path) -> None:
