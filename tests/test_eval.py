@@ -449,7 +449,8 @@ def test_fts_query_drops_stop_words_unless_nothing_else_is_left() -> None:
 def test_ask_and_profile_take_retrieval_mode(ragcli, home: Path, corpus: Path) -> None:
     assert ragcli("ingest", str(corpus)).returncode == 0
     for mode in ("dense", "lexical", "hybrid"):
-        proc = ragcli("ask", "Which tool pages the on-call engineer?", "--retrieval", mode, "--json")
+        question = "Which tool pages the on-call engineer?"
+        proc = ragcli("ask", question, "--retrieval", mode, "--json")
         assert proc.returncode == 0, proc.stderr
         best = max(json.loads(proc.stdout)["sources"], key=lambda s: s["score"])
         assert best["source"].endswith("ops/pager.md"), mode
