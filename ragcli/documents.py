@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -22,6 +23,11 @@ DEFAULT_MAX_FILE_SIZE = 20 * 1024 * 1024
 _SNIFF_BYTES = 8192
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 _DEFAULT_PARTITION = "default"
+_READ_ATTEMPTS = 3  # a file still changing after this many reads is skipped for this run
+# A file modified less than this before it was read is "racy": a rewrite in the same
+# timestamp tick would keep its mtime and size, so it is recorded with mtime 0 and the next
+# run compares its hash (as git does for racily clean files).
+RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class Document:
 class Skipped:
     path: str
     reason: str
+    keep: bool = False  # True: keep what the index already holds for this file
 
 
 def _partition_for(path: Path, root: Path, flag: str | None) -> str:
@@ -181,26 +188,45 @@ def _parse_date(value: str) -> dt.datetime | None:
 
 
 def _first_heading(text: str) -> str:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped:
-            return stripped.lstrip("#").strip()[:200]
-    return ""
+    match = re.search(r"\S", text)  # no copy of a long text: look at its first line only
+    if match is None:
+        return ""
+    line = text[match.start() : match.start() + 1000].splitlines()[0]
+    return line.strip().lstrip("#").strip()[:200]
+
+
+def _read_stable(path: Path, max_file_size: int) -> tuple[bytes, os.stat_result] | str:
+    """The file's bytes and the stat they match, or why not. A file whose size or mtime moves
+    while it is read (a rewrite under our feet) is read again, then given up on."""
+    for _ in range(_READ_ATTEMPTS):
+        with open(path, "rb") as f:
+            before = os.fstat(f.fileno())
+            if before.st_size > max_file_size:
+                return f"larger than --max-file-size ({max_file_size} bytes)"
+            raw = f.read(max_file_size + 1)  # bounded even if the file grows meanwhile
+            after = os.fstat(f.fileno())
+        if len(raw) == before.st_size == after.st_size and before.st_mtime_ns == after.st_mtime_ns:
+            return raw, after
+    return "changed while being read (ingest it again once it is written)"
 
 
 def load(ref: FileRef, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> Document | Skipped:
     """Read one file; return why not when it is not usable text."""
+    started = time.time_ns()
     try:
-        stat = ref.path.stat()
-        if stat.st_size > max_file_size:
-            return Skipped(ref.source, f"larger than --max-file-size ({max_file_size} bytes)")
-        raw = ref.path.read_bytes()
+        got = _read_stable(ref.path, max_file_size)
     except OSError as exc:
         return Skipped(ref.source, f"cannot read: {exc.strerror or exc}")
+    if isinstance(got, str):
+        return Skipped(ref.source, got, keep=got.startswith("changed"))
+    raw, stat = got
+    content_hash = hashlib.sha256(raw).hexdigest()
     text = _decode(raw)
+    del raw  # a large file should not be held twice
     if text is None:
         return Skipped(ref.source, "binary or not UTF-8/UTF-16 text")
-    text = text.replace("\r\n", "\n")
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
     meta, body = _front_matter(text)
     title = meta.get("title", "")
     if ref.path.suffix.lower() in {".html", ".htm"}:
@@ -208,16 +234,17 @@ def load(ref: FileRef, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> Document |
         parser.feed(body)
         body = re.sub(r"\n\s*\n+", "\n\n", "".join(parser.parts))
         title = title or parser.title.strip()
-    if not body.strip():
+    if not body or body.isspace():
         return Skipped(ref.source, "empty")
     when = _parse_date(meta.get("date", "")) or dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
+    racy = started - stat.st_mtime_ns < RACY_NS
     return Document(
         ref=ref,
         text=body,
         title=title or _first_heading(body) or ref.path.stem,
         date=when.date().isoformat(),
         date_ts=int(when.timestamp()),
-        content_hash=hashlib.sha256(raw).hexdigest(),
-        mtime_ns=stat.st_mtime_ns,
+        content_hash=content_hash,
+        mtime_ns=0 if racy else stat.st_mtime_ns,
         size=stat.st_size,
     )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ragcli.db import storage_error
 from ragcli.errors import BusyError
 
 LOCK_NAME = "writer.lock"
@@ -28,9 +29,12 @@ def writer_lock(
     data_dir: Path, wait: float, what: str, notify: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """Hold the data directory's writer lock; wait up to `wait` seconds for another writer."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or full data directory: say so in one line
+        raise (storage_error(data_dir, exc) or exc) from None
     try:
         deadline = time.monotonic() + max(0.0, wait)
         told = False
@@ -48,12 +52,14 @@ def writer_lock(
                     notify(f"waiting up to {wait:g} s for another ragcli writer ({_holder(path)})")
                     told = True
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}: ragcli {what}".encode())
+        with contextlib.suppress(OSError):  # who holds it is a courtesy (a full disk says no)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()}: ragcli {what}".encode())
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

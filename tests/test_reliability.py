@@ -380,18 +380,7 @@ def test_bad_settings_are_one_clear_usage_error(args, toml, tmp_path: Path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions: read-only untested")
-def test_read_only_data_dir_is_one_line_error(tmp_path: Path):
-    corpus = write_corpus(tmp_path / "docs", docs=1)
-    home = tmp_path / "home"
-    assert run_home(home, "ingest", str(corpus), RAGCLI_LLM="extractive").returncode == 0
-    (corpus / "ops" / "doc0.md").write_text("changed text\n")
-    home.chmod(0o500)
-    try:
-        proc = run_home(home, "ingest", str(corpus), RAGCLI_LLM="extractive")
-    finally:
-        home.chmod(0o700)
-    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+# A read-only data directory and a full disk: tests/test_reliability_storage.py.
 
 
 def test_a_file_deleted_between_discovery_and_reading_is_skipped(tmp_path: Path):
