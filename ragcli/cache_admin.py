@@ -15,7 +15,29 @@ if TYPE_CHECKING:
     from ragcli.config import Settings
 
 
+def _redis_stats(url: str) -> dict[str, Any]:
+    from ragcli.redis_caches import RedisCaches, display_url
+
+    redis = RedisCaches(url)
+    try:
+        now = time.time()
+        caches = {
+            name: {
+                "entries": s["entries"],
+                "oldest_age_s": None if s["oldest"] is None else round(now - s["oldest"], 1),
+            }
+            for name, s in redis.stats().items()
+        }
+        used = redis.client.info("memory").get("used_memory", 0)
+    finally:
+        redis.close()
+    return {"path": display_url(url), "bytes": int(used), "caches": caches}
+
+
 def stats(settings: Settings) -> dict[str, Any]:
+    """Entries and age per cache; `bytes` is the SQLite file's size, or Redis's used memory."""
+    if settings.redis_url:
+        return _redis_stats(settings.redis_url)
     path = DataDir(settings.data_dir).cache
     out: dict[str, Any] = {"path": str(path), "bytes": 0, "caches": {}}
     if not path.is_file():
@@ -43,6 +65,14 @@ def clear(settings: Settings, which: str) -> dict[str, int]:
         raise UsageError(
             f"unknown cache {unknown[0] if unknown else which!r}: use embedding, retrieval, answer"
         )
+    if settings.redis_url:
+        from ragcli.redis_caches import RedisCaches
+
+        redis = RedisCaches(settings.redis_url)
+        try:
+            return redis.clear(names)
+        finally:
+            redis.close()
     path = DataDir(settings.data_dir).cache
     if not path.is_file():
         return dict.fromkeys(names, 0)

@@ -380,9 +380,12 @@ def _cuts(k: int, minimums: Sequence[Minimum]) -> list[int]:
 
 
 @contextlib.contextmanager
-def _ef_search_control(data_dir: Path, catalog: Catalog) -> Iterator[Callable[[int], None]]:
+def _ef_search_control(
+    data_dir: Path, catalog: Catalog, chroma_url: str = ""
+) -> Iterator[Callable[[int], None]]:
     """Yields set(ef): puts ef_search on every collection of the index, for fresh pipelines
-    to load. Restores the recorded value on the way out (or at the next eval after a crash)."""
+    to load. Restores the recorded value on the way out (or at the next eval after a crash).
+    The index is the data dir's embedded one, or on the Chroma server at `chroma_url`."""
     from ragcli.store import Store
 
     info = indexing.current(catalog)
@@ -393,7 +396,7 @@ def _ef_search_control(data_dir: Path, catalog: Catalog) -> Iterator[Callable[[i
     def apply(ef: int, collections: Sequence[str]) -> None:
         from chromadb.api.client import SharedSystemClient
 
-        store = Store(DataDir(data_dir).chroma)
+        store = Store(url=chroma_url) if chroma_url else Store(DataDir(data_dir).chroma)
         existing = set(store.names())
         for name in collections:
             if name in existing:
@@ -549,7 +552,7 @@ async def evaluate(
             configs,
             key=lambda c: (c.canonical().ef_search != base.ef_search, c.canonical().ef_search),
         )
-        with _ef_search_control(settings.data_dir, catalog) as set_ef:
+        with _ef_search_control(settings.data_dir, catalog, settings.chroma_url) as set_ef:
             for ef, group in itertools.groupby(order, key=lambda c: c.canonical().ef_search):
                 if ef:
                     set_ef(ef)

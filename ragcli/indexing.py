@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ VectorSource = Callable[[Sequence[tuple[str, str]]], Awaitable["np.ndarray"]]
 _PREFIX = "ragcli-chunks-"
 _BATCH = 5000
 PENDING = "index.pending"  # set while an ingest is between "new chunks in" and "old out"
+NAMESPACE = "store.namespace"  # this data dir's id among others on one Chroma server
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,20 @@ def partition_collection(base: str, partition: str) -> str:
     slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", partition)[:40].strip("-._") or "p"
     digest = hashlib.sha1(partition.encode()).hexdigest()[:8]
     return f"{base}-p-{slug}-{digest}"
+
+
+def collection_prefix(catalog: Catalog, store: Store) -> str:
+    """The name prefix of this data dir's collections. On a Chroma server that other data dirs
+    share, it carries a short id kept in the catalogue (made on first use), so that two data
+    dirs never take, or clean up, each other's collections; copies of a data dir (replicas)
+    keep the id and so read the same collections."""
+    if not store.url:
+        return _PREFIX
+    namespace = catalog.get_meta(NAMESPACE)
+    if not namespace:
+        namespace = secrets.token_hex(4)
+        catalog.set_meta(NAMESPACE, namespace)
+    return f"ragcli-{namespace}-chunks-"
 
 
 def current(catalog: Catalog) -> IndexInfo | None:
@@ -145,7 +161,8 @@ async def rebuild(
     """Build fresh collections from the catalogue, then switch to them atomically."""
     started = time.perf_counter()
     version = catalog.version
-    name = f"{_PREFIX}{version}-{time.time_ns()}"
+    prefix = collection_prefix(catalog, store)
+    name = f"{prefix}{version}-{time.time_ns()}"
     store.create(name, params)
     pairs = catalog.chunk_texts()
     info = IndexInfo(name, params, version)
@@ -154,7 +171,7 @@ async def rebuild(
     keep = set(info.collections())
     # Collections left behind by this one's predecessor or by an interrupted build.
     for stale in store.names():
-        if stale.startswith(_PREFIX) and stale not in keep:
+        if stale.startswith(prefix) and stale not in keep:
             store.drop(stale)
     return BuildReport(name, params, len(pairs), time.perf_counter() - started, True)
 

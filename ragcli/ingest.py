@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ragcli import indexing
-from ragcli.caches import EmbeddingCache
+from ragcli.cache_backends import open_embedding_cache
 from ragcli.catalog import Catalog
-from ragcli.chunking import Chunk, chunk_text
+from ragcli.chunking import Chunk, chunk_long_text
 from ragcli.datadir import DataDir
+from ragcli.db import storage_error
 from ragcli.documents import DEFAULT_MAX_FILE_SIZE, Document, FileRef, Skipped, discover, load
-from ragcli.errors import UsageError
-from ragcli.store import HnswParams, Store
+from ragcli.errors import RagcliError, UsageError
+from ragcli.store import HnswParams, StoreError, open_store
 from ragcli.vectors import Progress, VectorFetcher
 
 if TYPE_CHECKING:
@@ -57,8 +58,9 @@ def _under(path: str, roots: Sequence[Path]) -> bool:
 
 
 def chunk_document(doc: Document, embedder: Embedder, settings: Settings) -> list[Chunk]:
-    return chunk_text(
-        doc.text, embedder.token_spans(doc.text), settings.chunk_tokens, settings.chunk_overlap
+    """Token-aware chunks; a very long text is tokenised window by window (bounded memory)."""
+    return chunk_long_text(
+        doc.text, embedder.token_spans, settings.chunk_tokens, settings.chunk_overlap
     )
 
 
@@ -80,7 +82,7 @@ async def ingest(
     report = IngestReport()
     dirs = DataDir(settings.data_dir)
     catalog = Catalog(dirs.catalog)
-    cache = EmbeddingCache(dirs.cache)
+    cache = open_embedding_cache(settings)
     try:
         indexed_with = catalog.get_meta("embedder")
         if indexed_with and indexed_with != embedder.cache_id:
@@ -116,7 +118,8 @@ async def ingest(
             doc = load(ref, max_file_size)
             if isinstance(doc, Skipped):
                 report.skipped.append(doc)
-                seen.discard(key)  # a file that became unreadable leaves the index
+                if not doc.keep:  # a file that became unreadable leaves the index;
+                    seen.discard(key)  # one still being written keeps its last version
                 continue
             if old and old.content_hash == doc.content_hash:
                 catalog.touch(key, doc.mtime_ns)
@@ -142,10 +145,17 @@ async def ingest(
 
         params = HnswParams(settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search)
         report.chunks_added, report.chunks_deleted = await indexing.apply_changes(
-            catalog, Store(dirs.chroma), params, fetch, replaced, removed, embedder.cache_id
+            catalog, open_store(settings), params, fetch, replaced, removed, embedder.cache_id
         )
         report.chunks = catalog.counts()["chunks"]
         report.index_version = catalog.version
+    except Exception as exc:  # a full or read-only disk met mid-run: one clear line
+        if isinstance(exc, RagcliError) and not isinstance(exc, StoreError):
+            raise
+        known = storage_error(dirs.root, exc)
+        if known is None:
+            raise
+        raise known from None
     finally:
         catalog.close()
         cache.close()

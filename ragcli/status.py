@@ -12,7 +12,7 @@ from ragcli import indexing
 from ragcli.caches import open_cache_db
 from ragcli.catalog import Catalog
 from ragcli.datadir import DataDir
-from ragcli.db import DatabaseError
+from ragcli.db import LOW_SPACE, DatabaseError, ReadOnlyError, free_bytes, writable
 
 if TYPE_CHECKING:
     from ragcli.config import Settings
@@ -36,15 +36,73 @@ def _chroma_collections(path: Path) -> set[str] | None:
         return None
 
 
-def _index_problem(dirs: DataDir, info: indexing.IndexInfo, catalog: Catalog) -> str | None:
-    names = _chroma_collections(dirs.chroma)
-    if names is None or not set(info.collections()) <= names:
-        return "the vector index is missing or unreadable: run `ragcli index --rebuild`"
+def _server_problem(url: str, info: indexing.IndexInfo) -> str | None:
+    """The index on a Chroma server: reachable, and holding every collection of the index."""
+    from ragcli.chroma_http import missing_collections
+
+    try:
+        missing = missing_collections(url, info.collections())
+    except (OSError, ValueError) as exc:
+        return f"cannot reach the Chroma server at {url}: {exc}"
+    if missing:
+        return (
+            f"the Chroma server at {url} lacks {len(missing)} of this index's collections: "
+            "run `ragcli index --rebuild`"
+        )
+    return None
+
+
+def _index_problem(
+    dirs: DataDir, info: indexing.IndexInfo, catalog: Catalog, chroma_url: str = ""
+) -> str | None:
+    if chroma_url:
+        problem = _server_problem(chroma_url, info)
+        if problem:
+            return problem
+    else:
+        names = _chroma_collections(dirs.chroma)
+        if names is None or not set(info.collections()) <= names:
+            return "the vector index is missing or unreadable: run `ragcli index --rebuild`"
     if catalog.get_meta(indexing.PENDING):
         return "an ingest was interrupted: run `ragcli index` (or the same ingest) to finish it"
     if info.version != catalog.version:
         return "the index is behind the catalogue: run `ragcli index`"
     return None
+
+
+def _redis_counts(url: str, empty: dict[str, int]) -> tuple[dict[str, int], str | None]:
+    """Entries per cache on Redis, or a problem line if it cannot be read."""
+    from ragcli.errors import RagcliError
+    from ragcli.redis_caches import RedisCaches
+
+    try:
+        redis = RedisCaches(url)
+        try:
+            stats = redis.stats()
+        finally:
+            redis.close()
+    except RagcliError as exc:
+        return empty, str(exc)
+    names = {"embeddings": "embedding", "retrievals": "retrieval", "answers": "answer"}
+    return {key: int(stats[name]["entries"] or 0) for key, name in names.items()}, None
+
+
+def _storage_problems(root: Path) -> list[str]:
+    """A read-only data directory or a (nearly) full disk: what blocks every writer."""
+    out: list[str] = []
+    if not writable(root):
+        out.append(
+            f"the data directory {root} is read-only for this user: ragcli cannot ingest or "
+            "answer from it (SQLite and Chroma write lock files even to read); use a writable "
+            "--data-dir"
+        )
+    free = free_bytes(root)
+    if free is not None and free < LOW_SPACE:
+        out.append(
+            f"the disk holding {root} is full ({free // 1024} kB free): free some space, "
+            "then run the interrupted command again"
+        )
+    return out
 
 
 def collect_status(settings: Settings) -> dict[str, Any]:
@@ -65,8 +123,11 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     if not dirs.exists():  # never create a data directory just to describe it
         problems.append("nothing ingested yet: run `ragcli ingest PATH`")
         return out
+    problems.extend(_storage_problems(dirs.root))
     try:
         catalog = Catalog(dirs.catalog)
+    except ReadOnlyError:
+        return out  # _storage_problems said why
     except DatabaseError as exc:
         problems.append(f"{exc}: re-ingest into a fresh --data-dir")
         return out
@@ -78,7 +139,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         out["digest"] = catalog.digest()
         info = indexing.current(catalog)
         if info:
-            problem = _index_problem(dirs, info, catalog)
+            problem = _index_problem(dirs, info, catalog, settings.chroma_url)
             out["index"] = {
                 "name": info.name,
                 "params": dataclasses.asdict(info.params),
@@ -91,7 +152,13 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             problems.append("there is no vector index: run `ragcli index --rebuild`")
     finally:
         catalog.close()
-    if dirs.cache.is_file():
+    if settings.chroma_url:
+        out["chroma_url"] = settings.chroma_url
+    if settings.redis_url:
+        out["cache"], problem = _redis_counts(settings.redis_url, out["cache"])
+        if problem:
+            problems.append(problem)
+    elif dirs.cache.is_file():
         try:
             conn = open_cache_db(dirs.cache)
             try:

