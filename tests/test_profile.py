@@ -94,7 +94,14 @@ def test_json_schema_is_stable(ingested: Run) -> None:
     }
     assert data["schema"] == "ragcli.profile/1"
     assert set(data["cold"]) == {"ttft_ms", "ttft_ms_runs", "cached", "spans"}
-    assert set(data["warm"]) == {"warmup_runs_excluded", "runs", "stats", "cached_runs", "last"}
+    assert set(data["warm"]) == {
+        "warmup_runs_excluded",
+        "runs",
+        "stats",
+        "cached_runs",
+        "last",
+        "prefill",
+    }
     assert (data["warm"]["runs"], data["warm"]["warmup_runs_excluded"]) == (4, 2)
     stats = data["warm"]["stats"]
     assert {

@@ -51,7 +51,9 @@ class _Unit:
 
 def _units(prompt: Prompt) -> list[_Unit]:
     out: list[_Unit] = []
-    for rank, src in enumerate(prompt.sources):
+    # Retrieval order, whatever order the prompt lays the sources out in.
+    for src in sorted(prompt.sources, key=lambda s: s.rank):
+        rank = src.rank - 1
         in_code = False
         for line in src.chunk.text.splitlines():
             stripped = line.strip()
@@ -102,6 +104,9 @@ def select(question: str, prompt: Prompt, limit: int = MAX_SENTENCES) -> list[_U
 
 class ExtractiveGenerator:
     name = "extractive"
+    # It sends no prompt to any model, so there is no prefix cache to lay the prompt out for:
+    # under `prompt_layout = auto` sources stay numbered best-first.
+    prompt_layout = "ranked"
     label = "extractive answer: sentences quoted from the sources (no LLM configured)"
 
     def count_tokens(self, text: str) -> int:
