@@ -73,16 +73,39 @@ def _main(
     config: Annotated[
         Path | None, typer.Option("--config", help="Config file (default: ./ragcli.toml).")
     ] = None,
+    chroma_url: Annotated[
+        str | None,
+        typer.Option(
+            "--chroma-url",
+            help="Chroma server (`chroma run`) to hold the index, e.g. http://127.0.0.1:8000 "
+            "(default: $RAGCLI_CHROMA_URL, else embedded in the data directory).",
+        ),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            help="Redis for the embedding, retrieval and answer caches, e.g. "
+            "redis://127.0.0.1:6379/0 (default: $RAGCLI_REDIS_URL, else SQLite in the data "
+            "directory).",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    ctx.obj = {"data_dir": data_dir, "config": config}
+    ctx.obj = {
+        "data_dir": data_dir,
+        "config": config,
+        "chroma_url": chroma_url,
+        "redis_url": redis_url,
+    }
 
 
 def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
     obj = ctx.obj or {}
-    return load_settings({"data_dir": obj.get("data_dir"), **overrides}, obj.get("config"))
+    given = {k: obj.get(k) for k in ("data_dir", "chroma_url", "redis_url")}
+    return load_settings({**given, **overrides}, obj.get("config"))
 
 
 def _run(coro: Any) -> Any:
@@ -244,7 +267,8 @@ def index(
         f"index {action}: {r['vectors']} vectors, M={p['m']} "
         f"ef_construction={p['ef_construction']} ef_search={p['ef_search']}"
     )
-    print(f"size on disk: {r['disk_bytes'] / 1e6:.1f} MB; build time: {r['build_seconds']:.2f} s")
+    size = "on the Chroma server" if r["disk_bytes"] is None else f"{r['disk_bytes'] / 1e6:.1f} MB"
+    print(f"size on disk: {size}; build time: {r['build_seconds']:.2f} s")
     if r["recall_at_10"] is not None:
         print(f"recall@10 vs exact search: {r['recall_at_10']:.3f} ({r['recall_queries']} queries)")
 
@@ -261,6 +285,26 @@ RetrievalOpt = Annotated[
 SinceOpt = Annotated[
     str | None,
     typer.Option(help="Only documents dated within this (30d, 12h, 2w) or since a date."),
+]
+LlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm", help="extractive, openai (OPENAI_BASE_URL/KEY) or local (llama.cpp in-process)."
+    ),
+]
+LayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt-layout",
+        help="prefix (canonical source order, question last: prefix-cache friendly), "
+        "ranked (best first) or auto [auto].",
+    ),
+]
+ContextOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-context-tokens", help="Prompt token budget: fewer tokens, faster prefill [1500]."
+    ),
 ]
 SourceOpt = Annotated[
     str | None,
@@ -370,9 +414,10 @@ def _print_sources(result: dict[str, Any]) -> None:
         _stderr().print(f"[dim](cached answer: {result['cached']} match)[/]")
     print("\n")
     print("Sources:")
-    # One line per document; the numbers are its chunks as cited in the answer.
+    # One line per document, best first; the numbers are its chunks as cited in the answer
+    # (the prefix-cache prompt layout numbers sources in document order, not by rank).
     docs: dict[str, list[dict[str, Any]]] = {}
-    for s in result["sources"]:
+    for s in sorted(result["sources"], key=lambda s: s.get("rank", s["number"])):
         docs.setdefault(s["source"], []).append(s)
     for source, chunks in docs.items():
         first = chunks[0]
@@ -395,6 +440,9 @@ def ask(
     source: SourceOpt = None,
     no_cache: NoCacheOpt = None,
     retrieval: RetrievalOpt = None,
+    llm: LlmOpt = None,
+    prompt_layout: LayoutOpt = None,
+    max_context_tokens: ContextOpt = None,
     batch: Annotated[
         Path | None,
         typer.Option(help="Answer every question in FILE (a question a line, or JSONL)."),
@@ -410,7 +458,16 @@ def ask(
 
     if (question is None) == (batch is None):
         raise UsageError("give either a QUESTION or --batch FILE")
-    settings = _settings(ctx, k=k, no_cache=no_cache, server=server, retrieval=retrieval)
+    settings = _settings(
+        ctx,
+        k=k,
+        no_cache=no_cache,
+        server=server,
+        retrieval=retrieval,
+        llm=llm,
+        prompt_layout=prompt_layout,
+        max_context_tokens=max_context_tokens,
+    )
     defaults = (k, tuple(partition or ()), since, source)
     queries = _read_batch(batch, defaults) if batch else [Query(question, *defaults)]
     if settings.server:
@@ -459,7 +516,7 @@ def _cold_processes(
 
     obj = ctx.obj or {}
     base = [sys.executable, "-m", "ragcli"]
-    for flag in ("data_dir", "config"):
+    for flag in ("data_dir", "config", "chroma_url", "redis_url"):
         if obj.get(flag):
             base += [f"--{flag.replace('_', '-')}", str(obj[flag])]
     args = ["profile", query.question, "--runs", "0", "--warmup", "0", "--json"]
@@ -523,6 +580,20 @@ def profile(
     source: SourceOpt = None,
     no_cache: NoCacheOpt = None,
     retrieval: RetrievalOpt = None,
+    llm: LlmOpt = None,
+    prompt_layout: LayoutOpt = None,
+    max_context_tokens: ContextOpt = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(
+            help="TTFT against prompt size: k=1,2,4,8 or max_context_tokens=500,1000 "
+            "(answer cache off; --runs answers per value)."
+        ),
+    ] = None,
+    prewarm: Annotated[
+        bool,
+        typer.Option(help="Load the model and cache the instruction prefix before the cold run."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Time every stage: a cold run from process start, then warm runs; optionally ablations,
@@ -539,7 +610,16 @@ def profile(
         raise UsageError("give either a QUESTION or --questions FILE")
     budgets = parse_budgets(budget) if budget else []
     levels = _int_list(concurrency, "--concurrency") if concurrency else []
-    settings = _settings(ctx, k=k, no_cache=no_cache, retrieval=retrieval)
+    settings = _settings(
+        ctx,
+        k=k,
+        no_cache=no_cache,
+        retrieval=retrieval,
+        llm=llm,
+        prompt_layout=prompt_layout,
+        max_context_tokens=max_context_tokens,
+    )
+    swept = profiling.parse_sweep(sweep) if sweep else None
     defaults = (k, tuple(partition or ()), since, source)
     queries = _read_batch(questions, defaults) if questions else [Query(question, *defaults)]
     pipeline = Pipeline(settings)
@@ -551,13 +631,29 @@ def profile(
 
     async def go() -> profiling.ProfileReport:
         try:
-            report = await profiling.profile(pipeline, queries, runs, warmup, origin)
+            warmed, before = "", []
+            if prewarm:  # the model and its instruction prefix; the cold run does the rest
+                t = time.perf_counter_ns()
+                await pipeline.generator.warm()
+                before = [profiling.Span("prewarm", t, time.perf_counter_ns())]
+                warmed = getattr(pipeline.generator, "warm_note", "") or (
+                    f"{pipeline.generator.name} ready in {before[0].ms / 1000:.2f} s"
+                )
+                if not as_json:
+                    print(f"ragcli profile: prewarmed: {warmed}", file=sys.stderr, flush=True)
+            report = await profiling.profile(pipeline, queries, runs, warmup, origin, before)
+            report.warmed = warmed
             if levels:
                 report.concurrency = await profiling.sweep(pipeline, queries, levels, requests)
         finally:
             pipeline.close()
         if ablate:
             report.ablation = await profiling.ablate(variant, queries, rounds, warmup)
+        if swept:
+            off = ",".join(sorted({*(settings.no_cache or "").split(","), "answer"} - {""}))
+            report.sweep = await profiling.prefill_sweep(
+                lambda o: variant({**o, "no_cache": off}), queries, *swept, max(runs, 1)
+            )
         return report
 
     report = _run(go())
@@ -710,7 +806,8 @@ def cache_stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             else ""
         )
         print(f"{name:<10} {s['entries']:>8} entries{age}")
-    print(f"file: {info['path']} ({info['bytes'] / 1e6:.1f} MB)")
+    where = "redis" if info["path"].startswith(("redis", "unix")) else "file"
+    print(f"{where}: {info['path']} ({info['bytes'] / 1e6:.1f} MB)")
 
 
 @cache_app.command("clear")
@@ -745,12 +842,13 @@ def serve(
         int, typer.Option(help="Requests in flight before answering 503.", min=1)
     ] = 64,
     request_timeout: Annotated[float, typer.Option(help="Seconds before a request ends.")] = 120.0,
+    llm: LlmOpt = None,
 ) -> None:
     """Serve the pipeline, warm, behind an OpenAI-compatible API (/v1/chat/completions,
     /v1/retrieve, /healthz, /metrics)."""
     from ragcli.server import run
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, llm=llm)
 
     def ready(server: Any) -> None:
         bound = server.servers[0].sockets[0].getsockname()
@@ -780,7 +878,7 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     idx = info["index"]
     if idx:
         p = idx["params"]
-        state = "in step" if idx["in_step"] else "behind the catalogue: run `ragcli index`"
+        state = "in step" if idx["in_step"] else "not usable: see the problem below"
         print(
             f"index version: {info['index_version']} ({state}); M={p['m']} "
             f"ef_construction={p['ef_construction']} ef_search={p['ef_search']}"

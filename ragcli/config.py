@@ -34,14 +34,30 @@ class Settings:
     embed_tpm: int = field(default=0, metadata={"env": ("RAGCLI_EMBED_TPM",)})
     embed_dimensions: int = field(default=0, metadata={"env": ("RAGCLI_EMBED_DIMENSIONS",)})
     embed_max_retries: int = field(default=6, metadata={"env": ("RAGCLI_EMBED_MAX_RETRIES",)})
+    # Seconds a provider request (embeddings or chat) may wait for the next bytes of an answer.
+    provider_timeout: float = field(
+        default=120.0, metadata={"env": ("RAGCLI_PROVIDER_TIMEOUT", "RAGCLI_TIMEOUT")}
+    )
     llm: str = field(default="", metadata={"env": ("RAGCLI_LLM",)})
     llm_model: str = field(default="gpt-4o-mini", metadata={"env": ("RAGCLI_LLM_MODEL",)})
+    # `llm = local`: a GGUF file for llama.cpp ("" = the SmolLM2 model of `make install-local`).
+    local_model: str = field(default="", metadata={"env": ("RAGCLI_LOCAL_MODEL",)})
+    # prefix: canonical source order, question last (prefix-cache friendly); ranked: best
+    # first; auto: prefix for generators that send the prompt to a model.
+    prompt_layout: str = field(default="auto", metadata={"env": ("RAGCLI_PROMPT_LAYOUT",)})
     openai_base_url: str = field(
         default="", metadata={"env": ("RAGCLI_OPENAI_BASE_URL", "OPENAI_BASE_URL")}
     )
     openai_api_key: str = field(
         default="", repr=False, metadata={"env": ("RAGCLI_OPENAI_API_KEY", "OPENAI_API_KEY")}
     )
+    # Several OpenAI-compatible endpoints used as one (ragcli/endpoints.py): base URLs, comma-
+    # separated (a list in ragcli.toml), sharing openai_api_key. Empty: openai_base_url alone.
+    llm_endpoints: str = field(default="", metadata={"env": ("RAGCLI_LLM_ENDPOINTS",)})
+    embed_endpoints: str = field(default="", metadata={"env": ("RAGCLI_EMBED_ENDPOINTS",)})
+    # Hedged LLM requests: "auto" (the endpoint's recent p95 TTFT), milliseconds, or 0/off.
+    hedge_delay_ms: str = field(default="auto", metadata={"env": ("RAGCLI_HEDGE_DELAY_MS",)})
+    llm_attempts: int = field(default=3, metadata={"env": ("RAGCLI_LLM_ATTEMPTS",)})
     chunk_tokens: int = field(default=200, metadata={"env": ("RAGCLI_CHUNK_TOKENS",)})
     chunk_overlap: int = field(default=40, metadata={"env": ("RAGCLI_CHUNK_OVERLAP",)})
     k: int = field(default=5, metadata={"env": ("RAGCLI_K",)})
@@ -56,6 +72,10 @@ class Settings:
     hybrid_weight: float = field(default=1.0, metadata={"env": ("RAGCLI_HYBRID_WEIGHT",)})
     connection_reuse: bool = field(default=True, metadata={"env": ("RAGCLI_CONNECTION_REUSE",)})
     server: str = field(default="", metadata={"env": ("RAGCLI_SERVER",)})
+    # Shared backends for several replicas (docs/deployment.md): a Chroma server instead of the
+    # data dir's embedded index, and Redis instead of the data dir's SQLite caches.
+    chroma_url: str = field(default="", metadata={"env": ("RAGCLI_CHROMA_URL",)})
+    redis_url: str = field(default="", metadata={"env": ("RAGCLI_REDIS_URL",)})
     no_cache: str = field(default="", metadata={"env": ("RAGCLI_NO_CACHE",)})
     answer_ttl: int = field(default=7 * 24 * 3600, metadata={"env": ("RAGCLI_ANSWER_TTL",)})
     semantic_threshold: float = field(default=0.0, metadata={"env": ("RAGCLI_SEMANTIC_THRESHOLD",)})
@@ -75,7 +95,8 @@ class Settings:
         """The answer generator: explicit `llm`, else OpenAI-compatible when one is configured."""
         if self.llm:
             return self.llm
-        return "openai" if (self.openai_base_url or self.openai_api_key) else "extractive"
+        configured = self.openai_base_url or self.openai_api_key or self.llm_endpoints
+        return "openai" if configured else "extractive"
 
     def validate(self) -> Settings:
         positive = (
@@ -105,6 +126,14 @@ class Settings:
                 "semantic_threshold must be 0 (off) or a cosine below 1, "
                 f"got {self.semantic_threshold}"
             )
+        if self.chroma_url:
+            from ragcli.store import parse_chroma_url
+
+            parse_chroma_url(self.chroma_url)
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"redis_url {self.redis_url!r}: use redis://HOST:PORT[/DB] (or rediss://, unix://)"
+            )
         if self.answer_ttl < 0:
             raise ConfigError(f"answer_ttl must be 0 or more seconds, got {self.answer_ttl}")
         if self.retrieval not in ("dense", "lexical", "hybrid"):
@@ -115,8 +144,14 @@ class Settings:
             raise ConfigError(f"hybrid_weight must be 0 or more, got {self.hybrid_weight}")
         if self.search not in ("hnsw", "exact"):
             raise ConfigError(f"unknown search {self.search!r}: use 'hnsw' or 'exact'")
-        if self.generator not in ("extractive", "openai"):
-            raise ConfigError(f"unknown llm {self.generator!r}: use 'extractive' or 'openai'")
+        if self.generator not in ("extractive", "openai", "local"):
+            raise ConfigError(
+                f"unknown llm {self.generator!r}: use 'extractive', 'openai' or 'local'"
+            )
+        if self.prompt_layout not in ("auto", "prefix", "ranked"):
+            raise ConfigError(
+                f"unknown prompt_layout {self.prompt_layout!r}: use 'auto', 'prefix' or 'ranked'"
+            )
         if self.embedder != "local" and not self.embedder.startswith("openai:"):
             raise ConfigError(f"unknown embedder {self.embedder!r}: use 'local' or 'openai:MODEL'")
         if self.embedder == "openai:":
@@ -135,10 +170,22 @@ class Settings:
         for name in ("embed_rpm", "embed_tpm", "embed_dimensions", "embed_max_retries"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        from ragcli.endpoints import parse_endpoints, parse_hedge_delay
+
+        parse_endpoints(self.llm_endpoints)
+        parse_endpoints(self.embed_endpoints)
+        parse_hedge_delay(self.hedge_delay_ms)
+        if self.llm_attempts < 1:
+            raise ConfigError(f"llm_attempts must be at least 1, got {self.llm_attempts}")
+        if not self.provider_timeout > 0:
+            raise ConfigError(
+                f"provider_timeout must be over 0 seconds, got {self.provider_timeout}"
+            )
         return self
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
+_LISTS = frozenset({"llm_endpoints", "embed_endpoints"})  # a TOML list or a comma-separated string
 _BOOLS = {
     "1": True,
     "true": True,
@@ -171,6 +218,8 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
             return float(raw)
         if kind == "Path":
             return Path(os.path.expanduser(str(raw)))
+        if name in _LISTS and isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+            return ",".join(raw)  # a TOML list of endpoints
         if not isinstance(raw, str | int | float):
             raise ValueError
         return str(raw)

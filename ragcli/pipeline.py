@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ragcli import indexing
+from ragcli.cache_backends import open_caches
 from ragcli.caches import (
     AnswerCache,
     CachedAnswer,
@@ -30,7 +31,6 @@ from ragcli.caches import (
     RetrievalCache,
     digest_key,
     embedding_key,
-    open_cache_db,
 )
 from ragcli.catalog import Catalog, ChunkRecord, LexicalFilter
 from ragcli.datadir import DataDir
@@ -38,12 +38,15 @@ from ragcli.embedders import open_embedder, settings_for_index
 from ragcli.errors import NotReadyError, UsageError
 from ragcli.generators import open_generator
 from ragcli.prompt import PROMPT_VERSION, Prompt, Source, build_prompt
-from ragcli.store import Store
+from ragcli.store import Store, open_store
 
 if TYPE_CHECKING:
     import numpy as np
 
     from ragcli.config import Settings
+
+# What a generator with several endpoints reports in `prompt.usage` about the route it took.
+ROUTE_KEYS = ("endpoint", "attempts", "failovers", "hedged", "hedge_won")
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,12 @@ class Pipeline:
         self.dirs = DataDir(settings.data_dir)
         self.embedder = open_embedder(settings)
         self.generator = open_generator(settings)
+        # The prompt layout: `auto` asks the generator (prefix-cache friendly for LLMs).
+        self.layout = (
+            settings.prompt_layout
+            if settings.prompt_layout != "auto"
+            else getattr(self.generator, "prompt_layout", "prefix")
+        )
         self.catalog: Catalog | None = None
         self.embedding_cache: EmbeddingCache | None = None
         self.retrieval_cache: RetrievalCache | None = None
@@ -190,11 +199,10 @@ class Pipeline:
             # The index decides how questions are embedded: its vectors are in that space.
             self.settings = settings_for_index(self.settings, built_with)
             self.embedder = open_embedder(self.settings)
-        conn = open_cache_db(self.dirs.cache)
-        s = self.settings
-        self.embedding_cache = EmbeddingCache(self.dirs.cache, conn)
-        self.retrieval_cache = RetrievalCache(conn, s.retrieval_cache_size)
-        self.answer_cache = AnswerCache(conn, s.answer_cache_size, s.answer_ttl)
+        caches = open_caches(self.settings)  # SQLite in the data dir, or Redis
+        self.embedding_cache = caches.embedding
+        self.retrieval_cache = caches.retrieval
+        self.answer_cache = caches.answer
         return [Span("load.catalog", t, time.perf_counter_ns())]
 
     async def warm(self) -> list[Span]:
@@ -237,7 +245,7 @@ class Pipeline:
         def blocking() -> None:
             import numpy as np
 
-            store = Store(self.dirs.chroma)
+            store = open_store(self.settings)
             probe = np.full((1, self.embedder.dimensions), 1.0, dtype=np.float32)
             store.query(self._index().name, probe, 1)  # Chroma loads HNSW on the first query
             self.store = store
@@ -563,6 +571,7 @@ class Pipeline:
             self.generator.name,
             PROMPT_VERSION,
             self.settings.max_context_tokens,
+            self.layout,
         )
         if "answer" in self.caches and ranked:
             t = time.perf_counter_ns()
@@ -589,10 +598,19 @@ class Pipeline:
 
         t4 = time.perf_counter_ns()
         prompt = build_prompt(
-            question, ranked, self.settings.max_context_tokens, self.generator.count_tokens
+            question,
+            ranked,
+            self.settings.max_context_tokens,
+            self.generator.count_tokens,
+            self.layout,
         )
         t5 = time.perf_counter_ns()
-        yield Span("prompt", t4, t5, {"tokens": prompt.tokens, "sources": len(prompt.sources)})
+        yield Span(
+            "prompt",
+            t4,
+            t5,
+            {"tokens": prompt.tokens, "sources": len(prompt.sources), "layout": prompt.layout},
+        )
         yield SourcesEvent(prompt.sources, prompt)
         if not prompt.sources:
             first = time.perf_counter_ns()
@@ -610,11 +628,14 @@ class Pipeline:
             times.append(time.perf_counter_ns())
             if first is None:
                 first = times[0]
-                yield Span("llm.first_token", t6, first)
+                # Several LLM endpoints: which one answered, failovers, hedging (endpoints.py).
+                route = {k: prompt.usage.pop(k) for k in ROUTE_KEYS if k in prompt.usage}
+                yield Span("llm.first_token", t6, first, route)
             pieces.append(piece)
             yield TokenEvent(piece)
         end = time.perf_counter_ns()
-        yield Span("llm.stream", first or end, end, {"pieces": len(pieces)})
+        # prompt_tokens / cached_tokens, when the provider reported them (prefix-cache reuse).
+        yield Span("llm.stream", first or end, end, {"pieces": len(pieces), **prompt.usage})
         answer = "".join(pieces)
         if "answer" in self.caches and answer:
             self.answer_cache.put(
@@ -632,11 +653,11 @@ class Pipeline:
     async def _replay(self, cached: CachedAnswer, t0: int, kind: str) -> AsyncIterator[Event]:
         assert self.catalog is not None
         records = self.catalog.chunks([cid for cid, _ in cached.sources])
+        kept = [(c, s) for c, s in cached.sources if c in records]  # in citation order
+        ranks = {c: r for r, (c, _) in enumerate(sorted(kept, key=lambda cs: -cs[1]), start=1)}
         sources = [
-            Source(i, records[cid], score)
-            for i, (cid, score) in enumerate(
-                [(c, s) for c, s in cached.sources if c in records], start=1
-            )
+            Source(i, records[cid], score, ranks[cid])
+            for i, (cid, score) in enumerate(kept, start=1)
         ]
         yield SourcesEvent(sources, None)
         first = time.perf_counter_ns()

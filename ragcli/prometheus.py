@@ -6,6 +6,7 @@ Small on purpose: `serve` needs a handful of series, and the format is a few lin
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -40,7 +41,22 @@ def _labels(labels: Labels, extra: str = "") -> str:
 
 class Registry:
     def __init__(self) -> None:
-        self._help: dict[str, tuple[str, str]] = {}
+        self._help: dict[str, tuple[str, str]] = {
+            "ragcli_provider_requests_total": (
+                "counter",
+                "Requests to each LLM/embedding endpoint by event: requests sent, ok, errors, "
+                "failovers (failed before the first token, moved on), cancelled (lost a hedge).",
+            ),
+            "ragcli_provider_hedges_total": (
+                "counter",
+                "Hedged requests an endpoint received (sent) and those that answered first (won).",
+            ),
+            "ragcli_provider_in_flight": ("gauge", "Requests in flight to each endpoint."),
+            "ragcli_provider_ttft_p95_seconds": (
+                "gauge",
+                "Recent p95 time to first token of each LLM endpoint (the default hedge delay).",
+            ),
+        }
         self._counters: dict[str, dict[Labels, float]] = defaultdict(dict)
         self._hist: dict[str, dict[Labels, list[float]]] = defaultdict(dict)  # counts + sum, n
 
@@ -51,6 +67,25 @@ class Registry:
         key = tuple(sorted(labels.items()))
         series = self._counters[name]
         series[key] = series.get(key, 0.0) + value
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        """Set a series to a value kept elsewhere (a gauge, or a counter read at scrape)."""
+        self._counters[name][tuple(sorted(labels.items()))] = float(value)
+
+    def export_pool(self, role: str, pool: Any) -> None:
+        """Provider counters of an EndpointPool (ragcli/endpoints.py), per endpoint."""
+        for ep in pool.endpoints:
+            labels = {"role": role, "endpoint": ep.label}
+            for event in ("requests", "ok", "errors", "failovers", "cancelled"):
+                self.set(
+                    "ragcli_provider_requests_total", getattr(ep, event), event=event, **labels
+                )
+            self.set("ragcli_provider_hedges_total", ep.hedges_sent, result="sent", **labels)
+            self.set("ragcli_provider_hedges_total", ep.hedges_won, result="won", **labels)
+            self.set("ragcli_provider_in_flight", ep.in_flight, **labels)
+            p95 = ep.p95()
+            if p95 is not None:
+                self.set("ragcli_provider_ttft_p95_seconds", p95, **labels)
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
         key = tuple(sorted(labels.items()))

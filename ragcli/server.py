@@ -132,6 +132,11 @@ class Service:
 
     async def start(self) -> None:
         self.warm_spans = await self.pipeline.warm()
+        note = getattr(self.pipeline.generator, "warm_note", "")  # e.g. a local LLM's prefix
+        if note:
+            import sys
+
+            print(f"ragcli serve: warmed: {note}", file=sys.stderr, flush=True)
 
     def admit(self) -> bool:
         if self.in_flight >= self.max_concurrency:
@@ -256,10 +261,23 @@ def create_app(settings: Settings, max_concurrency: int = 64, request_timeout: f
                 "embedder": p.embedder.cache_id,
                 "index_version": p.catalog.version if p.catalog else None,
                 "warm": [{"name": s.name, "ms": round(s.ms, 1)} for s in service.warm_spans],
+                # several LLM endpoints: each one's load, recent TTFT and counters
+                **(
+                    {"llm_endpoints": p.generator.pool.snapshot()}
+                    if len(getattr(p.generator, "pool", ())) > 1
+                    else {}
+                ),
             }
         )
 
     async def metrics(request: Request) -> Response:
+        for role, part in (
+            ("llm", service.pipeline.generator),
+            ("embed", service.pipeline.embedder),
+        ):
+            pool = getattr(part, "pool", None)
+            if pool is not None:
+                service.metrics.export_pool(role, pool)
         return PlainTextResponse(
             service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
@@ -280,7 +298,12 @@ def create_app(settings: Settings, max_concurrency: int = 64, request_timeout: f
 def _spans(spans: list[Span], done: DoneEvent | None) -> list[dict[str, Any]]:
     zero = done.started_ns if done else (spans[0].start_ns if spans else 0)
     return [
-        {"name": s.name, "start_ms": round((s.start_ns - zero) / 1e6, 3), "ms": round(s.ms, 3)}
+        {
+            "name": s.name,
+            "start_ms": round((s.start_ns - zero) / 1e6, 3),
+            "ms": round(s.ms, 3),
+            **({"attrs": s.attrs} if s.attrs else {}),
+        }
         for s in spans
     ]
 

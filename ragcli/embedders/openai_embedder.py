@@ -57,6 +57,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ragcli.endpoints import Endpoint, EndpointError, EndpointPool, parse_endpoints
 from ragcli.errors import ConfigError, ProviderError
 
 if TYPE_CHECKING:
@@ -265,6 +266,7 @@ class EmbedStats:
     errors: int = 0  # 5xx, 408/409, timeouts, dropped connections
     truncated: int = 0  # inputs cut to 8,191 tokens
     lowest_limit: int = 0  # lowest adaptive concurrency reached
+    failovers: int = 0  # retries moved at once to another endpoint (`embed_endpoints`)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -333,6 +335,7 @@ class OpenAIEmbedder:
         max_retries: int = DEFAULT_MAX_RETRIES,
         timeout_s: float = REQUEST_TIMEOUT_S,
         seed: int | None = None,
+        endpoints: Sequence[str] = (),  # several base URLs used as one (else `base_url`)
     ) -> None:
         if not model:
             raise ConfigError(
@@ -351,7 +354,11 @@ class OpenAIEmbedder:
         # `dimensions` goes to the API only for text-embedding-3 models (the ones that take
         # it); for a model ragcli does not know, embed_dimensions declares its output size.
         self._send_dimensions = dimensions > 0 and model.startswith("text-embedding-3")
-        self.base_url = base_url
+        # Several endpoints: each batch goes to the best one (fewest in flight, then fastest),
+        # and a retryable failure moves it to another at once (ragcli/endpoints.py). The
+        # adaptive limit and the pacer stay shared: they bound what ragcli sends in all.
+        self.pool = EndpointPool(list(endpoints) or [base_url])
+        self.base_url = self.pool.endpoints[0].url
         self._api_key = api_key
         self.concurrency = max(1, concurrency)
         self.batch_size = max(1, min(batch_size, API_MAX_INPUTS))
@@ -361,7 +368,7 @@ class OpenAIEmbedder:
         self.pacer = Pacer(rpm, tpm, seed)
         self.stats = EmbedStats(lowest_limit=self.concurrency)
         self._rng = random.Random(seed)
-        self._client: Any = None
+        self._clients: dict[str, Any] = {}
         self._client_loop: Any = None
         self._encoding: Any = None
         self._successes = 0  # successful requests, to tell a 429 storm from a dead provider
@@ -372,12 +379,14 @@ class OpenAIEmbedder:
             settings.embedder.split(":", 1)[1],
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key,
+            endpoints=parse_endpoints(settings.embed_endpoints, settings.openai_base_url),
             dimensions=settings.embed_dimensions,
             concurrency=settings.embed_concurrency,
             batch_size=settings.embed_batch_size,
             rpm=settings.embed_rpm,
             tpm=settings.embed_tpm,
             max_retries=settings.embed_max_retries,
+            timeout_s=settings.provider_timeout,
         )
 
     @property
@@ -443,48 +452,60 @@ class OpenAIEmbedder:
         enc = self._enc()
         # The API refuses empty inputs; a lone space embeds "nothing" just as well.
         prepared = [t if t else " " for t in texts]
-        ids = enc.encode_ordinary_batch(prepared, num_threads=2)
-        counts = [len(x) for x in ids]
+        # Token ids only for a slice at a time (~36 bytes a token as Python ints: a 50 MB
+        # corpus kept whole would hold ~700 MB), and kept only for inputs over the limit.
+        counts: list[int] = []
+        over: dict[int, list[int]] = {}
+        for lo in range(0, len(prepared), 1024):
+            batch = enc.encode_ordinary_batch(prepared[lo : lo + 1024], num_threads=2)
+            for i, x in enumerate(batch, lo):
+                counts.append(len(x))
+                if len(x) > API_MAX_INPUT_TOKENS:
+                    over[i] = x
         cut = 0
-        for i, n in enumerate(counts):
-            if n > API_MAX_INPUT_TOKENS:
-                keep = API_MAX_INPUT_TOKENS
-                while True:  # a decoded prefix can re-tokenise a little longer: trim until it fits
-                    text = enc.decode(ids[i][:keep])
-                    again = len(enc.encode_ordinary(text))
-                    if again <= API_MAX_INPUT_TOKENS:
-                        break
-                    keep -= again - API_MAX_INPUT_TOKENS
-                prepared[i], counts[i] = text, again
-                cut += 1
+        for i, ids_i in over.items():
+            keep = API_MAX_INPUT_TOKENS
+            while True:  # a decoded prefix can re-tokenise a little longer: trim until it fits
+                text = enc.decode(ids_i[:keep])
+                again = len(enc.encode_ordinary(text))
+                if again <= API_MAX_INPUT_TOKENS:
+                    break
+                keep -= again - API_MAX_INPUT_TOKENS
+            prepared[i], counts[i] = text, again
+            cut += 1
         return prepared, counts, cut
 
     # -- the client --------------------------------------------------------------------------
-    def _get_client(self) -> Any:
-        """One client per event loop (its connection pool belongs to the loop that opened it)."""
+    def _get_client(self, base_url: str | None = None) -> Any:
+        """One client per endpoint and event loop (its connection pool belongs to the loop
+        that opened it)."""
+        url = self.base_url if base_url is None else base_url
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
+        if self._client_loop is not loop:
+            self._clients, self._client_loop = {}, loop
+        client = self._clients.get(url)
+        if client is None:
             import openai
 
-            if not self._api_key and not self.base_url:
+            if not self._api_key and not url:
                 raise ProviderError(
                     "no API key for the embedding provider: set OPENAI_API_KEY "
                     "(or OPENAI_BASE_URL for a server that needs none)"
                 )
-            self._client = openai.AsyncOpenAI(
+            client = self._clients[url] = openai.AsyncOpenAI(
                 api_key=self._api_key or "not-needed",
-                base_url=self.base_url or None,
+                base_url=url or None,
                 max_retries=0,  # ragcli owns retries: see the module docstring
                 timeout=openai.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S),
             )
-            self._client_loop = loop
-        return self._client
+        return client
 
     async def aclose(self) -> None:
-        """Close the client's connections (on the loop that opened them)."""
-        if self._client is not None and self._client_loop is asyncio.get_running_loop():
-            await self._client.close()
-        self._client = self._client_loop = None
+        """Close the clients' connections (on the loop that opened them)."""
+        if self._client_loop is asyncio.get_running_loop():
+            for client in self._clients.values():
+                await client.close()
+        self._clients, self._client_loop = {}, None
 
     async def warm(self) -> None:
         """Import `openai` (~0.8 s) and load the tokenizer off the event loop. No request is
@@ -573,18 +594,27 @@ class OpenAIEmbedder:
         errors = 0  # transient failures of this batch
         throttled = 0  # 429s in a row with no successful request anywhere in between
         seen = self._successes
+        several = len(self.pool) > 1
+        avoid: Endpoint | None = None  # the endpoint this batch just failed on
         while True:
             granted = await self.limit.acquire()
             outcome = "error"
             retry: _Retry | None = None
+            ep = self.pool.choose(avoid) if several else self.pool.endpoints[0]
             try:
                 await self.pacer.wait(tokens)
                 run.busy.add(wid)
+                ep.requests += 1
+                ep.in_flight += 1
                 try:
-                    vecs = await self._request(client, batch)
+                    vecs = await self._request(
+                        self._get_client(ep.url) if several else client, batch
+                    )
                 finally:
                     run.busy.discard(wid)
+                    ep.in_flight -= 1
                 outcome = "ok"
+                ep.ok += 1
             except _Retry as r:
                 retry = r
                 outcome = "throttled" if r.kind == "throttled" else "error"
@@ -612,6 +642,14 @@ class OpenAIEmbedder:
                     f"{retry.what}; gave up on a batch of {len(batch)} inputs after "
                     f"{errors + throttled} failed attempts"
                 )
+            if several:  # rest that endpoint (its Retry-After), and fail over at once if we can
+                self.pool.failed(ep, EndpointError(retry.what, True, retry.retry_after))
+                avoid = ep
+                if self.pool.pick([ep]) is not None:
+                    ep.failovers += 1
+                    self.stats.failovers += 1
+                    self.stats.retries += 1
+                    continue
             delay = backoff_delay(attempt, retry.retry_after, self._rng)
             if retry.retry_after is not None:
                 self.pacer.hold(retry.retry_after)  # every worker waits, not only this one

@@ -1,4 +1,5 @@
-"""Answer generators: the offline extractive default and OpenAI-compatible servers."""
+"""Answer generators: the offline extractive default, OpenAI-compatible servers and a local
+llama.cpp model (the optional `local` extra)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
 
 def open_generator(settings: Settings) -> Generator:
     if settings.generator == "openai":
+        from ragcli.endpoints import parse_endpoints, parse_hedge_delay
         from ragcli.generators.openai_compat import OpenAIGenerator
 
         return OpenAIGenerator(
@@ -18,7 +20,15 @@ def open_generator(settings: Settings) -> Generator:
             settings.openai_base_url,
             settings.openai_api_key,
             reuse_connections=settings.connection_reuse,
+            timeout_s=settings.provider_timeout,
+            endpoints=parse_endpoints(settings.llm_endpoints, settings.openai_base_url),
+            hedge_delay=parse_hedge_delay(settings.hedge_delay_ms),
+            attempts=settings.llm_attempts,
         )
+    if settings.generator == "local":
+        from ragcli.generators.local import LocalGenerator
+
+        return LocalGenerator(settings.local_model)
     from ragcli.generators.extractive import ExtractiveGenerator
 
     return ExtractiveGenerator()

@@ -17,9 +17,15 @@ What it enforces, as the real API documents it: at most 2048 inputs per embeddin
 8191 tokens per input and 300,000 tokens per request (cl100k_base, counted with ragcli.tokens),
 answered with HTTP 400 and OpenAI's error JSON. Optional load behaviour: a latency per request
 plus a cost per token, limits on requests in flight, requests per minute and tokens per minute
-(HTTP 429 with `Retry-After` and `retry-after-ms`), injected 429s and 5xx answers, and dropped
-connections (closed without an answer). Random faults come from one `random.Random(seed)`
-drawn in arrival order, so a sequential client sees the same faults on every run.
+(HTTP 429 with `Retry-After` and `retry-after-ms`), injected 429s and 5xx answers, dropped
+connections (closed without an answer), hung requests (no answer for `hang_s` seconds, then
+closed: the client's timeout must fire), unknown model names (404 `model_not_found` when
+`models` lists the known ones), a jittered TTFT (`ttft_jitter_s`) and a slow first token for a
+fraction of chat requests (`slow_rate`, `slow_ttft_s`: a slow endpoint for hedging). A chat
+client that goes away before its answer is complete (a hedge's loser) is noticed at once, even
+while the server waits for the first token, and counted in `disconnects`.
+Random faults come from one `random.Random(seed)` drawn in arrival order, so a sequential
+client sees the same faults on every run.
 
 Why the standard library's ThreadingHTTPServer and not an asyncio server: measured here
 (2 cores, server in its own process, the official `openai` client over keep-alive), it matched
@@ -61,6 +67,18 @@ class ServerConfig:
     reply: str = "The pager is rotated in PageRelay [1]."
     ttft_s: float = 0.0  # delay before the first streamed token
     token_gap_s: float = 0.0  # delay between streamed tokens
+    ttft_jitter_s: float = 0.0  # ttft_s varies uniformly by ± this much
+    # A slow endpoint: this fraction of chat requests waits slow_ttft_s for its first token
+    # (drawn from their own random.Random(seed + 1), so other faults stay as they were).
+    slow_rate: float = 0.0
+    slow_ttft_s: float = 3.0
+    # Prefill model (chat): the first token also waits prefill_per_token_s for every prompt
+    # token not found in the prefix cache. prefix_cache_block > 0 turns on a prefix cache
+    # like vLLM's automatic prefix caching: the longest token prefix shared with an earlier
+    # prompt, in whole blocks of that many tokens, is reused (reported as usage
+    # prompt_tokens_details.cached_tokens when the request asks for stream usage).
+    prefill_per_token_s: float = 0.0
+    prefix_cache_block: int = 0
     # embeddings
     latency_s: float = 0.0  # per embeddings request
     per_token_s: float = 0.0  # added per input token of an embeddings request
@@ -79,6 +97,9 @@ class ServerConfig:
     throttle_rate: float = 0.0  # 429 rate_limit_exceeded
     error_rate: float = 0.0  # 500 / 502 / 503
     drop_rate: float = 0.0  # connection closed without an answer
+    hang_rate: float = 0.0  # no answer at all for `hang_s` seconds, then the connection closes
+    hang_s: float = 30.0
+    models: str = ""  # comma-separated known model names: others get 404 ("": any name)
     # broken 200 answers to embeddings requests: "" (off), "malformed" (not JSON),
     # "truncated" (JSON cut short), "fewer" (one vector missing), "dims" (wrong dimensions),
     # "nan" (a NaN and an inf in the first vector)
@@ -99,6 +120,9 @@ class Counters:
     throttled: int = 0  # answered 429 (limits or injected)
     errors: int = 0  # injected 5xx
     dropped: int = 0  # connections closed without an answer
+    hung: int = 0  # requests left unanswered for hang_s seconds
+    slow: int = 0  # chat requests given slow_ttft_s (slow_rate)
+    disconnects: int = 0  # chat streams the client closed before the answer was complete
     rejected: int = 0  # answered 400 (limits, malformed)
     unauthorized: int = 0  # answered 401
     inputs: int = 0  # inputs embedded in 200 answers
@@ -151,6 +175,16 @@ def count_tokens(text: str) -> int:
 
         _encoding = encoding("cl100k_base")
     return len(_encoding.encode(text, disallowed_special=()))
+
+
+def _cl100k() -> Any:
+    count_tokens("")
+    return _encoding
+
+
+def _wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return bool(body.get("stream") and isinstance(options, dict) and options.get("include_usage"))
 
 
 class _Bucket:
@@ -281,6 +315,18 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path not in ("/v1/chat/completions", "/v1/embeddings"):
             self._json(404, _error_body(f"Unknown path {self.path}", "invalid_request_error"))
             return
+        known = [m.strip() for m in cfg.models.split(",") if m.strip()]
+        if known and body.get("model") not in known:
+            self._json(
+                404,
+                _error_body(
+                    f"The model `{body.get('model')}` does not exist or you do not have access "
+                    "to it.",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+            )
+            return
         try:
             if self.path == "/v1/embeddings":
                 inputs, tokens = self._validate_embeddings(body, cfg)
@@ -300,6 +346,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(r.status, r.body, r.headers)
             return
         if admitted == "drop":
+            self._drop()
+            return
+        if admitted == "hang":  # a response that never comes (until the client gives up)
+            time.sleep(cfg.hang_s)
             self._drop()
             return
         try:
@@ -422,7 +472,34 @@ class _Handler(BaseHTTPRequestHandler):
                 c.texts.update(inputs)
 
     # -- chat -------------------------------------------------------------------------------
+    def _prefill(self, body: dict[str, Any], cfg: ServerConfig) -> tuple[int, int]:
+        """The prompt's tokens and how many the prefix cache holds (then remembers it)."""
+        if not (cfg.prefill_per_token_s or cfg.prefix_cache_block or _wants_usage(body)):
+            return 0, 0
+        enc = _cl100k()
+        ids: list[int] = []
+        for m in body.get("messages") or []:
+            ids += enc.encode(f"<|{m.get('role')}|>{m.get('content') or ''}", disallowed_special=())
+        cached = 0
+        if cfg.prefix_cache_block:
+            with self.server.lock:
+                seen = self.server.prompts
+                for old in seen:
+                    n = 0
+                    for a, b in zip(old, ids, strict=False):
+                        if a != b:
+                            break
+                        n += 1
+                    cached = max(cached, n)
+                seen.append(ids)
+                del seen[:-64]  # the most recent prompts only
+            cached -= cached % cfg.prefix_cache_block
+            cached = min(cached, len(ids) - 1) if ids else 0
+        return len(ids), cached
+
     def _chat(self, body: dict[str, Any], cfg: ServerConfig) -> None:
+        prompt_tokens, cached = self._prefill(body, cfg)
+        prefill_s = cfg.prefill_per_token_s * (prompt_tokens - cached)
         words = [w + " " for w in cfg.reply.split(" ")]
         words[-1] = words[-1].rstrip()
         base = {"id": "chatcmpl-test", "created": int(time.time()), "model": body.get("model", "")}
@@ -458,7 +535,52 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
 
-        time.sleep(cfg.ttft_s)
+        with self.server.lock:
+            srv = self.server
+            slow = bool(cfg.slow_rate) and srv.slow_rng.random() < cfg.slow_rate
+            jitter = srv.slow_rng.uniform(-1, 1) * cfg.ttft_jitter_s if cfg.ttft_jitter_s else 0
+            self._counters.slow += int(slow)
+        ttft = cfg.slow_ttft_s if slow else max(0.0, cfg.ttft_s + jitter)
+        try:
+            if not self._wait_unless_gone(ttft + prefill_s):
+                return
+            self._stream_words(words, base, body, cfg, prompt_tokens, cached, send)
+        except (BrokenPipeError, ConnectionResetError):
+            with self.server.lock:
+                self._counters.disconnects += 1
+            self.close_connection = True
+
+    def _wait_unless_gone(self, seconds: float) -> bool:
+        """Sleep, but notice a client that closes the connection meanwhile (a cancelled
+        request): count it, close, and return False."""
+        import select
+
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], left)
+            if readable:
+                try:
+                    gone = not self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    gone = True
+                if gone:
+                    with self.server.lock:
+                        self._counters.disconnects += 1
+                    self._drop()
+                    return False
+                time.sleep(min(left, 0.01))  # bytes of a next request: not ours to read
+        return True
+
+    def _stream_words(
+        self,
+        words: list[str],
+        base: dict[str, Any],
+        body: dict[str, Any],
+        cfg: ServerConfig,
+        prompt_tokens: int,
+        cached: int,
+        send: Any,
+    ) -> None:
         for i, word in enumerate(words):
             if cfg.cut_stream_after and i >= cfg.cut_stream_after:
                 self._drop()  # mid-answer: no finish_reason, no [DONE], no last chunk
@@ -476,7 +598,17 @@ class _Handler(BaseHTTPRequestHandler):
             "object": "chat.completion.chunk",
             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
         }
-        send(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n")
+        send(f"data: {json.dumps(end)}\n\n")
+        if _wants_usage(body):
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(words),
+                "total_tokens": prompt_tokens + len(words),
+                "prompt_tokens_details": {"cached_tokens": cached},
+            }
+            last = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            send(f"data: {json.dumps(last)}\n\n")
+        send("data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -491,11 +623,13 @@ class _Server(ThreadingHTTPServer):
         self.counters = Counters()
         self.lock = threading.Lock()
         self.in_flight = 0
+        self.prompts: list[list[int]] = []  # the prefix cache's memory (prefix_cache_block)
         self._configure()
 
     def _configure(self) -> None:
         cfg = self.config
         self.rng = random.Random(cfg.seed)
+        self.slow_rng = random.Random(cfg.seed + 1)
         self.rpm = _Bucket(cfg.rpm, cfg.rate_burst_s) if cfg.rpm else None
         self.tpm = _Bucket(cfg.tpm, cfg.rate_burst_s) if cfg.tpm else None
 
@@ -507,6 +641,7 @@ class _Server(ThreadingHTTPServer):
                     raise KeyError(k)
                 setattr(self.config, k, v)
             self.counters = Counters()
+            self.prompts = []
             self._configure()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -517,7 +652,8 @@ class _Server(ThreadingHTTPServer):
 
     def admit(self, tokens: int) -> str:
         """Apply limits and faults in arrival order; raise _Reject, or count the request in
-        flight and return "ok" (or "drop": close the connection without an answer)."""
+        flight and return "ok" (or "drop": close the connection without an answer; "hang":
+        answer nothing for hang_s seconds first)."""
         cfg = self.config
         with self.lock:
             if cfg.max_in_flight and self.in_flight >= cfg.max_in_flight:
@@ -566,6 +702,10 @@ class _Server(ThreadingHTTPServer):
             if draw < cfg.drop_rate:
                 self.counters.dropped += 1
                 return "drop"
+            draw -= cfg.drop_rate
+            if draw < cfg.hang_rate:
+                self.counters.hung += 1
+                return "hang"
             self.in_flight += 1
             self.counters.max_in_flight_seen = max(self.counters.max_in_flight_seen, self.in_flight)
             return "ok"
