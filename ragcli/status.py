@@ -26,14 +26,18 @@ def _chroma_collections(path: Path) -> set[str] | None:
     db = path / "chroma.sqlite3"
     if not db.is_file():
         return None
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    # A write cut short (a kill, a full disk) leaves a hot journal that a read-only connection
+    # cannot roll back; a read-write one does, exactly as Chroma's next open would.
+    for uri in (f"file:{db}?mode=ro", f"file:{db}?mode=rw"):
         try:
-            return {r[0] for r in conn.execute("SELECT name FROM collections")}
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
+            conn = sqlite3.connect(uri, uri=True)
+            try:
+                return {r[0] for r in conn.execute("SELECT name FROM collections")}
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue
+    return None
 
 
 def _server_problem(url: str, info: indexing.IndexInfo) -> str | None:

@@ -11,8 +11,9 @@ from ragcli import indexing
 from ragcli.cache_backends import open_embedding_cache
 from ragcli.catalog import Catalog
 from ragcli.datadir import DataDir
+from ragcli.db import storage_error
 from ragcli.embedders import open_embedder
-from ragcli.errors import NotReadyError
+from ragcli.errors import NotReadyError, RagcliError
 from ragcli.store import HnswParams, Store, StoreError, open_store
 from ragcli.vectors import VectorFetcher
 
@@ -124,6 +125,13 @@ async def tune_index(
             "index_version": catalog.version,
             "embedded": fetch.embedded,
         }
+    except Exception as exc:  # a full or read-only disk met mid-build: one clear line
+        if isinstance(exc, RagcliError) and not isinstance(exc, StoreError):
+            raise
+        known = storage_error(dirs.root, exc)
+        if known is None:
+            raise
+        raise known from None
     finally:
         catalog.close()
         cache.close()

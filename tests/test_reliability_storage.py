@@ -201,3 +201,29 @@ def test_a_file_size_limit_is_one_line_and_a_rerun_converges(limit_kb: int, tmp_
     home = tmp_path / "home"
     fill = {"preexec_fn": _file_size_limit(limit_kb * 1024)}
     _full_then_freed(tmp_path, home, fill, lambda: None)
+
+
+def test_a_file_size_limit_during_index_rebuild_is_one_line(tmp_path: Path):
+    """A rebuild that cannot write its new collection keeps the old index and says so."""
+    home = tmp_path / "home"
+    env = {"RAGCLI_LLM": "extractive"}
+    corpus = write_corpus(tmp_path / "docs", docs=4)
+    assert run_home(home, "ingest", str(corpus), **env).returncode == 0
+    clean = status_of(home, **env)
+    full = subprocess.run(
+        [sys.executable, "-m", "ragcli", "index", "--rebuild"],
+        capture_output=True,
+        text=True,
+        env=clean_env(home, **env),
+        cwd=REPO,
+        timeout=120,
+        preexec_fn=_file_size_limit(64 * 1024),
+    )
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert _lines(full.stderr) == [full.stderr.strip()], full.stderr
+    assert "storage:" in full.stderr and "file-size limit" in full.stderr, full.stderr
+    st = status_of(home, **env)
+    assert st["problems"] == [] and st["digest"] == clean["digest"], st
+    assert run_home(home, "index", "--rebuild", **env).returncode == 0
+    assert status_of(home, **env)["digest"] == clean["digest"]
+    assert assert_stores_agree(home) == clean["chunks"]
