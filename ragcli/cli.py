@@ -507,7 +507,7 @@ def _int_list(text: str, flag: str) -> list[int]:
 
 
 def _cold_processes(
-    ctx: typer.Context, query: Any, n: int, no_cache: str | None, retrieval: str | None
+    ctx: typer.Context, query: Any, n: int, setting_flags: dict[str, Any]
 ) -> list[float]:
     """TTFT from process start of `n` fresh `ragcli profile` processes (true cold starts)."""
     import subprocess
@@ -524,14 +524,10 @@ def _cold_processes(
         args += ["--k", str(query.k)]
     for p in query.partitions:
         args += ["--partition", p]
-    for flag, value in (
-        ("--since", query.since),
-        ("--source", query.source),
-        ("--no-cache", no_cache),
-        ("--retrieval", retrieval),
-    ):
+    query_flags = {"--since": query.since, "--source": query.source}
+    for flag, value in {**query_flags, **setting_flags}.items():
         if value:
-            args += [flag, value]
+            args += [flag, str(value)]
     out = []
     for _ in range(n):
         proc = subprocess.run(base + args, capture_output=True, text=True)
@@ -594,6 +590,13 @@ def profile(
         bool,
         typer.Option(help="Load the model and cache the instruction prefix before the cold run."),
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Profile a running `ragcli serve` (or set RAGCLI_SERVER): the TTFT this client "
+            "sees next to the server's own TTFT and stage spans."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Time every stage: a cold run from process start, then warm runs; optionally ablations,
@@ -618,10 +621,21 @@ def profile(
         llm=llm,
         prompt_layout=prompt_layout,
         max_context_tokens=max_context_tokens,
+        server=server,
     )
     swept = profiling.parse_sweep(sweep) if sweep else None
     defaults = (k, tuple(partition or ()), since, source)
     queries = _read_batch(questions, defaults) if questions else [Query(question, *defaults)]
+    if settings.server:
+        local_only = {
+            "--ablate": ablate, "--concurrency": levels, "--sweep": swept, "--svg": svg,
+            "--spans": spans, "--otel": otel, "--prewarm": prewarm, "--cold-runs": cold_runs > 1,
+        }  # fmt: skip
+        given = [flag for flag, value in local_only.items() if value]
+        if given:
+            raise UsageError(f"{given[0]} profiles this process: drop it, or --server")
+        _profile_remote(settings.server, queries, runs, warmup, budgets, as_json)
+        return
     pipeline = Pipeline(settings)
 
     def variant(overrides: dict[str, Any]) -> Pipeline:
@@ -658,9 +672,14 @@ def profile(
 
     report = _run(go())
     if cold_runs > 1:
-        report.extra_cold_ttft_ms = _cold_processes(
-            ctx, queries[0], cold_runs - 1, no_cache, retrieval
-        )
+        setting_flags = {
+            "--no-cache": no_cache,
+            "--retrieval": retrieval,
+            "--llm": llm,
+            "--prompt-layout": prompt_layout,
+            "--max-context-tokens": max_context_tokens,
+        }
+        report.extra_cold_ttft_ms = _cold_processes(ctx, queries[0], cold_runs - 1, setting_flags)
     data = report.as_dict()
     verdicts = check(budgets, data) if budgets else []
     if verdicts:
@@ -687,6 +706,34 @@ def profile(
     for v in verdicts:
         if not as_json:
             print(("budget ok: " if v.ok else "budget FAILED: ") + v.line())
+    if failed:
+        print("ragcli: error: over budget: " + "; ".join(v.line() for v in failed), file=sys.stderr)
+        raise typer.Exit(EXIT_BUDGET)
+
+
+def _profile_remote(
+    server: str, queries: list[Any], runs: int, warmup: int, budgets: list[Any], as_json: bool
+) -> None:
+    """`profile --server`: client-observed TTFT next to the server's TTFT and spans."""
+    from ragcli.budget import check
+    from ragcli.errors import EXIT_BUDGET
+    from ragcli.remote_profile import profile_remote, render
+
+    data = profile_remote(server, queries, runs, warmup)
+    # budgets name the client's view: ttft is what a user of the server waits for
+    shaped = {"warm": {"stats": {"ttft": data["client_ttft_ms"], **data["server_stages_ms"]}}}
+    verdicts = check(budgets, shaped) if budgets else []
+    if verdicts:
+        data["budgets"] = [
+            {"budget": v.budget.text, "actual_ms": v.actual_ms, "ok": v.ok} for v in verdicts
+        ]
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(render(data))
+        for v in verdicts:
+            print(("budget ok: " if v.ok else "budget FAILED: ") + v.line())
+    failed = [v for v in verdicts if not v.ok]
     if failed:
         print("ragcli: error: over budget: " + "; ".join(v.line() for v in failed), file=sys.stderr)
         raise typer.Exit(EXIT_BUDGET)

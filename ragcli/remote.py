@@ -92,5 +92,5 @@ def ask_remote(server: str, query: Query, on_token: Callable[[str], None]) -> di
         "cached": info.get("cached") or False,
         "sources": final.get("sources", []),
         "ttft_ms": round(((first or time.perf_counter_ns()) - started) / 1e6, 3),
-        "server": {"url": url, "spans": info.get("spans", [])},
+        "server": {"url": url, "ttft_ms": info.get("ttft_ms"), "spans": info.get("spans", [])},
     }

@@ -210,7 +210,7 @@ def create_app(settings: Settings, max_concurrency: int = 64, request_timeout: f
                         "total_tokens": done.tokens,
                     },
                     "sources": [s.as_dict() for s in sources],
-                    "ragcli": {"cached": done.cached or False, "spans": _spans(spans, done)},
+                    "ragcli": _info(spans, done),
                 }
             ),
         )
@@ -295,6 +295,16 @@ def create_app(settings: Settings, max_concurrency: int = 64, request_timeout: f
     return app
 
 
+def _info(spans: list[Span], done: DoneEvent | None) -> dict[str, Any]:
+    """The `ragcli` extra field: cache outcome, the server's TTFT and its stage spans."""
+    ttft = (done.first_token_ns - done.started_ns) / 1e6 if done and done.first_token_ns else None
+    return {
+        "cached": (done.cached or False) if done else False,
+        "ttft_ms": round(ttft, 3) if ttft is not None else None,
+        "spans": _spans(spans, done),
+    }
+
+
 def _spans(spans: list[Span], done: DoneEvent | None) -> list[dict[str, Any]]:
     zero = done.started_ns if done else (spans[0].start_ns if spans else 0)
     return [
@@ -359,7 +369,7 @@ async def _stream(
             {},
             "stop",
             sources=[s.as_dict() for s in sources],
-            ragcli={"cached": done.cached if done else False, "spans": _spans(spans, done)},
+            ragcli=_info(spans, done),
         )
     except TimeoutError:
         status = "504"

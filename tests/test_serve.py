@@ -104,6 +104,27 @@ def test_ask_uses_a_running_server(served: Served, ragcli: Run) -> None:
     assert down.returncode == 1 and "cannot connect to the ragcli server" in down.stderr
 
 
+def test_profile_against_a_running_server(served: Served, ragcli: Run) -> None:
+    proc = ragcli(
+        "profile", Q, "--server", served.url, "--runs", "3", "--warmup", "1",
+        "--budget", "ttft_p95=60s", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["schema"] == "ragcli.profile-remote/1" and out["runs"] == 3
+    client, inside = out["client_ttft_ms"], out["server_ttft_ms"]
+    assert client["n"] == inside["n"] == 3 and out["http_and_client_ms"]["n"] == 3
+    assert client["p50"] >= inside["p50"] > 0  # the client waits for the server, and the hop
+    assert out["cached_runs"] == 3  # the warm-up answered it once: the answer cache did the rest
+    assert out["budgets"][0]["ok"] is True
+    table = ragcli("profile", Q, "--server", served.url, "--runs", "2").stdout
+    assert "TTFT seen by this client" in table and "TTFT inside the server" in table
+    over = ragcli("profile", Q, "--server", served.url, "--runs", "2", "--budget", "ttft_p50=0ms")
+    assert over.returncode == 4 and "over budget" in over.stderr
+    local_only = ragcli("profile", Q, "--server", served.url, "--ablate")
+    assert local_only.returncode == 2 and "--ablate profiles this process" in local_only.stderr
+
+
 def test_overload_503_and_graceful_shutdown(ragcli: Run, home: Path, corpus: Path) -> None:
     assert ragcli("ingest", str(corpus)).returncode == 0
     slow = ServerConfig(reply="one two three four five", ttft_s=1.0, token_gap_s=0.2)
