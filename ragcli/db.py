@@ -123,6 +123,21 @@ def storage_error(data_dir: Path, exc: BaseException) -> DatabaseError | None:
     return None
 
 
+@contextmanager
+def storage_errors(data_dir: Path, wrapped: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """A full or read-only disk met mid-operation becomes its one-line error. Other ragcli
+    errors pass untouched, except `wrapped` ones that may hide a storage failure (the store's)."""
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, RagcliError) and not isinstance(exc, wrapped):
+            raise
+        known = storage_error(data_dir, exc)
+        if known is None:
+            raise
+        raise known from None
+
+
 def connect(path: Path, migrations: Sequence[Migration], what: str) -> sqlite3.Connection:
     """Open (creating if needed) a WAL-mode database and bring its schema up to date."""
     try:

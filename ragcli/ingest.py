@@ -19,9 +19,9 @@ from ragcli.cache_backends import open_embedding_cache
 from ragcli.catalog import Catalog
 from ragcli.chunking import Chunk, chunk_long_text
 from ragcli.datadir import DataDir
-from ragcli.db import storage_error
+from ragcli.db import storage_errors
 from ragcli.documents import DEFAULT_MAX_FILE_SIZE, Document, FileRef, Skipped, discover, load
-from ragcli.errors import RagcliError, UsageError
+from ragcli.errors import UsageError
 from ragcli.store import HnswParams, StoreError, open_store
 from ragcli.vectors import Progress, VectorFetcher
 
@@ -84,78 +84,74 @@ async def ingest(
     catalog = Catalog(dirs.catalog)
     cache = open_embedding_cache(settings)
     try:
-        indexed_with = catalog.get_meta("embedder")
-        if indexed_with and indexed_with != embedder.cache_id:
-            raise UsageError(
-                f"this data directory was built with embedder {indexed_with!r}; "
-                f"use a new --data-dir for {embedder.cache_id!r}"
+        with storage_errors(dirs.root, (StoreError,)):
+            indexed_with = catalog.get_meta("embedder")
+            if indexed_with and indexed_with != embedder.cache_id:
+                raise UsageError(
+                    f"this data directory was built with embedder {indexed_with!r}; "
+                    f"use a new --data-dir for {embedder.cache_id!r}"
+                )
+            states = catalog.file_states()
+            refs: list[FileRef] = []
+            for item in discover(list(paths), partition, follow_symlinks):
+                if isinstance(item, Skipped):
+                    report.skipped.append(item)
+                else:
+                    refs.append(item)
+            report.files = len(refs)
+            seen: set[str] = set()
+            changed_docs: list[Document] = []
+            for n, ref in enumerate(refs, 1):
+                key = str(ref.path)
+                seen.add(key)
+                old = states.get(key)
+                if progress:
+                    progress("read", n, len(refs))
+                try:
+                    st = ref.path.stat()
+                except OSError as exc:
+                    report.skipped.append(Skipped(ref.source, f"cannot read: {exc.strerror}"))
+                    seen.discard(key)
+                    continue
+                if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
+                    report.unchanged += 1
+                    continue
+                doc = load(ref, max_file_size)
+                if isinstance(doc, Skipped):
+                    report.skipped.append(doc)
+                    if not doc.keep:  # a file that became unreadable leaves the index;
+                        seen.discard(key)  # one still being written keeps its last version
+                    continue
+                if old and old.content_hash == doc.content_hash:
+                    catalog.touch(key, doc.mtime_ns)
+                    report.unchanged += 1
+                    continue
+                if old:
+                    report.changed += 1
+                else:
+                    report.new += 1
+                changed_docs.append(doc)
+            roots = [p.resolve() for p in paths if p.is_dir()]
+            removed = [p for p in states if _under(p, roots) and p not in seen]
+            if not changed_docs and not report.unchanged and not removed:
+                names = ", ".join(str(p) for p in paths)
+                raise UsageError(f"nothing to ingest: no readable text files in {names}")
+            report.removed = len(removed)
+
+            replaced = [(doc, chunk_document(doc, embedder, settings)) for doc in changed_docs]
+            fetch = VectorFetcher(embedder, cache, progress)
+            await fetch.vectors([c.text for _, chunks in replaced for c in chunks])
+            report.embedded, report.cache_hits = fetch.embedded, fetch.hits
+            report.truncated = getattr(embedder, "truncated", 0)
+
+            params = HnswParams(
+                settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search
             )
-        states = catalog.file_states()
-        refs: list[FileRef] = []
-        for item in discover(list(paths), partition, follow_symlinks):
-            if isinstance(item, Skipped):
-                report.skipped.append(item)
-            else:
-                refs.append(item)
-        report.files = len(refs)
-        seen: set[str] = set()
-        changed_docs: list[Document] = []
-        for n, ref in enumerate(refs, 1):
-            key = str(ref.path)
-            seen.add(key)
-            old = states.get(key)
-            if progress:
-                progress("read", n, len(refs))
-            try:
-                st = ref.path.stat()
-            except OSError as exc:
-                report.skipped.append(Skipped(ref.source, f"cannot read: {exc.strerror}"))
-                seen.discard(key)
-                continue
-            if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
-                report.unchanged += 1
-                continue
-            doc = load(ref, max_file_size)
-            if isinstance(doc, Skipped):
-                report.skipped.append(doc)
-                if not doc.keep:  # a file that became unreadable leaves the index;
-                    seen.discard(key)  # one still being written keeps its last version
-                continue
-            if old and old.content_hash == doc.content_hash:
-                catalog.touch(key, doc.mtime_ns)
-                report.unchanged += 1
-                continue
-            if old:
-                report.changed += 1
-            else:
-                report.new += 1
-            changed_docs.append(doc)
-        roots = [p.resolve() for p in paths if p.is_dir()]
-        removed = [p for p in states if _under(p, roots) and p not in seen]
-        if not changed_docs and not report.unchanged and not removed:
-            names = ", ".join(str(p) for p in paths)
-            raise UsageError(f"nothing to ingest: no readable text files in {names}")
-        report.removed = len(removed)
-
-        replaced = [(doc, chunk_document(doc, embedder, settings)) for doc in changed_docs]
-        fetch = VectorFetcher(embedder, cache, progress)
-        await fetch.vectors([c.text for _, chunks in replaced for c in chunks])
-        report.embedded, report.cache_hits = fetch.embedded, fetch.hits
-        report.truncated = getattr(embedder, "truncated", 0)
-
-        params = HnswParams(settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search)
-        report.chunks_added, report.chunks_deleted = await indexing.apply_changes(
-            catalog, open_store(settings), params, fetch, replaced, removed, embedder.cache_id
-        )
-        report.chunks = catalog.counts()["chunks"]
-        report.index_version = catalog.version
-    except Exception as exc:  # a full or read-only disk met mid-run: one clear line
-        if isinstance(exc, RagcliError) and not isinstance(exc, StoreError):
-            raise
-        known = storage_error(dirs.root, exc)
-        if known is None:
-            raise
-        raise known from None
+            report.chunks_added, report.chunks_deleted = await indexing.apply_changes(
+                catalog, open_store(settings), params, fetch, replaced, removed, embedder.cache_id
+            )
+            report.chunks = catalog.counts()["chunks"]
+            report.index_version = catalog.version
     finally:
         catalog.close()
         cache.close()

@@ -11,9 +11,9 @@ from ragcli import indexing
 from ragcli.cache_backends import open_embedding_cache
 from ragcli.catalog import Catalog
 from ragcli.datadir import DataDir
-from ragcli.db import storage_error
+from ragcli.db import storage_errors
 from ragcli.embedders import open_embedder
-from ragcli.errors import NotReadyError, RagcliError
+from ragcli.errors import NotReadyError
 from ragcli.store import HnswParams, Store, StoreError, open_store
 from ragcli.vectors import VectorFetcher
 
@@ -83,55 +83,51 @@ async def tune_index(
     if rebuild:
         store = _usable_store(store)
     try:
-        info = indexing.current(catalog)
-        base = (
-            info.params
-            if info
-            else HnswParams(settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search)
-        )
-        params = dataclasses.replace(base, **flags)
-        fetch = VectorFetcher(open_embedder(settings), cache, None)
-        structural = info is None or (params.m, params.ef_construction) != (
-            info.params.m,
-            info.params.ef_construction,
-        )
-        if rebuild or structural or info.name not in store.names():
-            source = fetch
-            if info is not None and info.name in store.names():
-                source = _ReuseIndexVectors(store, info.name, fetch)
-            report = await indexing.rebuild(catalog, store, params, source)
-        else:
-            if params.ef_search != info.params.ef_search:
-                for name in info.collections():
-                    store.set_ef_search(name, params.ef_search)
-            report = indexing.BuildReport(info.name, params, store.count(info.name), 0.0, False)
-            if catalog.get_meta(indexing.PENDING) or info.version != catalog.version:
-                await indexing.reconcile(catalog, store, info, fetch)
-            indexing.record_params(catalog, params)
-        recall = None
-        if recall_queries > 0 and report.vectors:
-            vectors = _ReuseIndexVectors(store, report.name, fetch)
-            recall = await indexing.recall_at_k(
-                catalog, store, report.name, vectors, 10, recall_queries
+        with storage_errors(dirs.root, (StoreError,)):
+            info = indexing.current(catalog)
+            base = (
+                info.params
+                if info
+                else HnswParams(
+                    settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search
+                )
             )
-        return {
-            "rebuilt": report.rebuilt,
-            "vectors": report.vectors,
-            "params": dataclasses.asdict(report.params),
-            "build_seconds": round(report.seconds, 3),
-            "disk_bytes": _disk_bytes(store.path),
-            "recall_at_10": recall,
-            "recall_queries": recall_queries,
-            "index_version": catalog.version,
-            "embedded": fetch.embedded,
-        }
-    except Exception as exc:  # a full or read-only disk met mid-build: one clear line
-        if isinstance(exc, RagcliError) and not isinstance(exc, StoreError):
-            raise
-        known = storage_error(dirs.root, exc)
-        if known is None:
-            raise
-        raise known from None
+            params = dataclasses.replace(base, **flags)
+            fetch = VectorFetcher(open_embedder(settings), cache, None)
+            structural = info is None or (params.m, params.ef_construction) != (
+                info.params.m,
+                info.params.ef_construction,
+            )
+            if rebuild or structural or info.name not in store.names():
+                source = fetch
+                if info is not None and info.name in store.names():
+                    source = _ReuseIndexVectors(store, info.name, fetch)
+                report = await indexing.rebuild(catalog, store, params, source)
+            else:
+                if params.ef_search != info.params.ef_search:
+                    for name in info.collections():
+                        store.set_ef_search(name, params.ef_search)
+                report = indexing.BuildReport(info.name, params, store.count(info.name), 0.0, False)
+                if catalog.get_meta(indexing.PENDING) or info.version != catalog.version:
+                    await indexing.reconcile(catalog, store, info, fetch)
+                indexing.record_params(catalog, params)
+            recall = None
+            if recall_queries > 0 and report.vectors:
+                vectors = _ReuseIndexVectors(store, report.name, fetch)
+                recall = await indexing.recall_at_k(
+                    catalog, store, report.name, vectors, 10, recall_queries
+                )
+            return {
+                "rebuilt": report.rebuilt,
+                "vectors": report.vectors,
+                "params": dataclasses.asdict(report.params),
+                "build_seconds": round(report.seconds, 3),
+                "disk_bytes": _disk_bytes(store.path),
+                "recall_at_10": recall,
+                "recall_queries": recall_queries,
+                "index_version": catalog.version,
+                "embedded": fetch.embedded,
+            }
     finally:
         catalog.close()
         cache.close()
