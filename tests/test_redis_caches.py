@@ -24,6 +24,7 @@ from ragcli.pipeline import DoneEvent, Pipeline, Query, Span
 from ragcli.redis_caches import RedisCaches, display_url
 from tests.conftest import REPO, clean_env, run_ragcli
 from tests.support.servers import free_port
+from tests.test_caches import _ask as ask_query
 from tests.test_serve import Served
 
 EMB = LocalEmbedder()
@@ -102,18 +103,7 @@ def test_redis_answers_carry_native_ttls(redis_url: str, home: Path) -> None:
 
 
 def _ask(pipeline: Pipeline, question: str) -> tuple[DoneEvent, dict[str, Span]]:
-    async def go() -> tuple[DoneEvent, dict[str, Span]]:
-        spans: dict[str, Span] = {}
-        done = None
-        async for ev in pipeline.ask(Query(question)):
-            if isinstance(ev, Span):
-                spans[ev.name] = ev
-            elif isinstance(ev, DoneEvent):
-                done = ev
-        assert done is not None
-        return done, spans
-
-    return asyncio.run(go())
+    return ask_query(pipeline, Query(question))
 
 
 def _pipeline(home: Path, redis_url: str, **kw: Any) -> Pipeline:
