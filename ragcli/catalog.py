@@ -316,6 +316,16 @@ class Catalog:
         args.append(k)
         return [(cid, float(score)) for cid, score in self.conn.execute(" ".join(sql), args)]
 
+    def paths_by_source(self, sources: Sequence[str]) -> list[tuple[str, str]]:
+        """(path, source) of the documents shown as any of `sources`."""
+        out: list[tuple[str, str]] = []
+        for i in range(0, len(sources), _BATCH):
+            part = list(sources[i : i + _BATCH])
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT path, source FROM documents WHERE source IN ({marks})"
+            out += self.conn.execute(sql, part).fetchall()
+        return out
+
     def known_ids(self, ids: set[str]) -> set[str]:
         """The subset of `ids` that are chunks of the catalogue."""
         out: set[str] = set()

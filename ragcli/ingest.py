@@ -57,6 +57,30 @@ def _under(path: str, roots: Sequence[Path]) -> bool:
     return any(path == str(r) or path.startswith(str(r) + os.sep) for r in roots)
 
 
+def _refuse_source_clashes(refs: Sequence[FileRef], catalog: Catalog) -> None:
+    """Two live files shown as the same source (two ingested folders of one name) would share
+    chunk ids, so one would silently overwrite the other's chunks: refuse, in one line, before
+    anything is written. A catalogued file that no longer exists (a moved folder) is no clash."""
+    paths: dict[str, str] = {}
+    clash: tuple[str, str, str] | None = None
+    for ref in refs:
+        first = paths.setdefault(ref.source, str(ref.path))
+        if first != str(ref.path):
+            clash = (ref.source, first, str(ref.path))
+            break
+    if clash is None:
+        for path, source in catalog.paths_by_source(list(paths)):
+            if path != paths[source] and os.path.exists(path):
+                clash = (source, path, paths[source])
+                break
+    if clash is not None:
+        source, a, b = clash
+        raise UsageError(
+            f"{a} and {b} would both be {source!r}: ingest folders of different names, or "
+            "into another data directory (--data-dir)"
+        )
+
+
 def chunk_document(doc: Document, embedder: Embedder, settings: Settings) -> list[Chunk]:
     """Token-aware chunks; a very long text is tokenised window by window (bounded memory)."""
     return chunk_long_text(
@@ -99,6 +123,7 @@ async def ingest(
                 else:
                     refs.append(item)
             report.files = len(refs)
+            _refuse_source_clashes(refs, catalog)
             seen: set[str] = set()
             changed_docs: list[Document] = []
             for n, ref in enumerate(refs, 1):

@@ -15,9 +15,7 @@ from ragcli.profiling import summarize
 from ragcli.remote import ask_remote, base_url
 
 
-def profile_remote(
-    server: str, queries: Sequence[Query], runs: int, warmup: int
-) -> dict[str, Any]:
+def profile_remote(server: str, queries: Sequence[Query], runs: int, warmup: int) -> dict[str, Any]:
     """`warmup` excluded requests, then `runs` measured ones, cycling through `queries`."""
     results: list[dict[str, Any]] = []
     for n in range(warmup + max(runs, 1)):

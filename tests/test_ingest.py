@@ -102,6 +102,27 @@ def test_empty_corpus_is_an_error(home: Path, tmp_path: Path) -> None:
         _ingest(home, empty)
 
 
+def test_two_folders_of_one_name_are_refused_before_anything_is_written(
+    home: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """Both would show as `corpus/…` and share chunk ids: one would overwrite the other."""
+    twin = tmp_path / "elsewhere" / "corpus"
+    (twin / "ops").mkdir(parents=True)
+    (twin / "ops" / "pager.md").write_text((corpus / "ops" / "pager.md").read_text())
+    with pytest.raises(UsageError, match="would both be 'corpus/ops/pager.md'"):
+        _ingest(home, corpus, twin)  # in one run
+    assert not _catalog_ids(home)  # nothing was written
+    first, _ = _ingest(home, corpus)
+    with pytest.raises(UsageError, match="into another data directory"):
+        _ingest(home, twin)  # in a later run, against the catalogue
+    assert _catalog_ids(home) == _index_ids(home) and len(_catalog_ids(home)) == first.chunks
+    # a moved folder is no clash: the old path no longer exists
+    moved = tmp_path / "moved" / "corpus"
+    moved.parent.mkdir()
+    corpus.rename(moved)
+    assert _ingest(home, moved)[0].new == 3
+
+
 def test_chunk_size_over_model_limit_is_refused(home: Path, corpus: Path) -> None:
     settings = load_settings({"data_dir": home, "chunk_tokens": 400}, environ={})
     with pytest.raises(UsageError, match="exceeds the embedder's input limit"):
