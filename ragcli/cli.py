@@ -604,8 +604,8 @@ def profile(
     import dataclasses
 
     from ragcli import profiling
-    from ragcli.budget import check, parse_budgets
-    from ragcli.errors import EXIT_BUDGET, UsageError
+    from ragcli.budget import parse_budgets
+    from ragcli.errors import UsageError
     from ragcli.pipeline import Pipeline, Query
 
     origin = profiling.process_started_ns() or _CLI_STARTED_NS
@@ -681,11 +681,7 @@ def profile(
         }
         report.extra_cold_ttft_ms = _cold_processes(ctx, queries[0], cold_runs - 1, setting_flags)
     data = report.as_dict()
-    verdicts = check(budgets, data) if budgets else []
-    if verdicts:
-        data["budgets"] = [
-            {"budget": v.budget.text, "actual_ms": v.actual_ms, "ok": v.ok} for v in verdicts
-        ]
+    verdicts = _check_budgets(budgets, data, data)
     if svg:
         from ragcli.svg import profile_svg
 
@@ -702,10 +698,29 @@ def profile(
         from ragcli.render import render_profile
 
         render_profile(_stdout(), data)
-    failed = [v for v in verdicts if not v.ok]
-    for v in verdicts:
-        if not as_json:
+    _enforce_budgets(verdicts, as_json)
+
+
+def _check_budgets(budgets: list[Any], figures: dict[str, Any], data: dict[str, Any]) -> list:
+    """Verdicts of `budgets` on a profile's `figures`, also recorded in `data["budgets"]`."""
+    from ragcli.budget import check
+
+    verdicts = check(budgets, figures) if budgets else []
+    if verdicts:
+        data["budgets"] = [
+            {"budget": v.budget.text, "actual_ms": v.actual_ms, "ok": v.ok} for v in verdicts
+        ]
+    return verdicts
+
+
+def _enforce_budgets(verdicts: list[Any], as_json: bool) -> None:
+    """Say each verdict (not in --json), then exit 4 in one line if any is over budget."""
+    from ragcli.errors import EXIT_BUDGET
+
+    if not as_json:
+        for v in verdicts:
             print(("budget ok: " if v.ok else "budget FAILED: ") + v.line())
+    failed = [v for v in verdicts if not v.ok]
     if failed:
         print("ragcli: error: over budget: " + "; ".join(v.line() for v in failed), file=sys.stderr)
         raise typer.Exit(EXIT_BUDGET)
@@ -715,28 +730,14 @@ def _profile_remote(
     server: str, queries: list[Any], runs: int, warmup: int, budgets: list[Any], as_json: bool
 ) -> None:
     """`profile --server`: client-observed TTFT next to the server's TTFT and spans."""
-    from ragcli.budget import check
-    from ragcli.errors import EXIT_BUDGET
     from ragcli.remote_profile import profile_remote, render
 
     data = profile_remote(server, queries, runs, warmup)
     # budgets name the client's view: ttft is what a user of the server waits for
     shaped = {"warm": {"stats": {"ttft": data["client_ttft_ms"], **data["server_stages_ms"]}}}
-    verdicts = check(budgets, shaped) if budgets else []
-    if verdicts:
-        data["budgets"] = [
-            {"budget": v.budget.text, "actual_ms": v.actual_ms, "ok": v.ok} for v in verdicts
-        ]
-    if as_json:
-        print(json.dumps(data, indent=2))
-    else:
-        print(render(data))
-        for v in verdicts:
-            print(("budget ok: " if v.ok else "budget FAILED: ") + v.line())
-    failed = [v for v in verdicts if not v.ok]
-    if failed:
-        print("ragcli: error: over budget: " + "; ".join(v.line() for v in failed), file=sys.stderr)
-        raise typer.Exit(EXIT_BUDGET)
+    verdicts = _check_budgets(budgets, shaped, data)
+    print(json.dumps(data, indent=2) if as_json else render(data))
+    _enforce_budgets(verdicts, as_json)
 
 
 def _write_spans(path: Path, report: Any) -> None:
