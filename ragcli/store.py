@@ -107,6 +107,8 @@ class Store:
         self.url = url
         self._client: Any = None
         self._collections: dict[str, Any] = {}
+        # Calls of `query` so far: what shows that a batch of questions searched together.
+        self.queries = 0
 
     @property
     def where(self) -> str:
@@ -246,6 +248,7 @@ class Store:
         self, name: str, vectors: np.ndarray, k: int, where: dict | None = None
     ) -> list[list[Hit]]:
         """Top-k per query vector, all queries in one call."""
+        self.queries += 1
         coll = self._get(name)
         res = coll.query(
             query_embeddings=vectors, n_results=k, where=where or None, include=["distances"]
