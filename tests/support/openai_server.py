@@ -27,6 +27,16 @@ while the server waits for the first token, and counted in `disconnects`.
 Random faults come from one `random.Random(seed)` drawn in arrival order, so a sequential
 client sees the same faults on every run.
 
+A gate lets a test order events without racing a clock (in-process servers only):
+
+    srv.hold()            # chat answers now wait before their first token (hold(after_words=2):
+                          # after their second word) until srv.release(); srv.waiting counts
+                          # those at the gate now, counters.held all that ever waited there
+    wait_for(lambda: srv.waiting == 4)   # e.g. until four requests are held at once
+    srv.release()
+
+A client that goes away while its answer is held is noticed and counted in `disconnects`.
+
 Why the standard library's ThreadingHTTPServer and not an asyncio server: measured here
 (2 cores, server in its own process, the official `openai` client over keep-alive), it matched
 uvicorn + httptools + uvloop serving the same handler: sequential round trip 1.14 vs 1.04 ms,
@@ -50,6 +60,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -123,6 +134,7 @@ class Counters:
     hung: int = 0  # requests left unanswered for hang_s seconds
     slow: int = 0  # chat requests given slow_ttft_s (slow_rate)
     disconnects: int = 0  # chat streams the client closed before the answer was complete
+    held: int = 0  # chat requests that waited at the gate (`OpenAICompatibleServer.hold`)
     rejected: int = 0  # answered 400 (limits, malformed)
     unauthorized: int = 0  # answered 401
     inputs: int = 0  # inputs embedded in 200 answers
@@ -504,6 +516,8 @@ class _Handler(BaseHTTPRequestHandler):
         words[-1] = words[-1].rstrip()
         base = {"id": "chatcmpl-test", "created": int(time.time()), "model": body.get("model", "")}
         if not body.get("stream"):
+            if not self._wait_gate(0):
+                return
             time.sleep(cfg.ttft_s)
             self._json(
                 200,
@@ -542,13 +556,47 @@ class _Handler(BaseHTTPRequestHandler):
             self._counters.slow += int(slow)
         ttft = cfg.slow_ttft_s if slow else max(0.0, cfg.ttft_s + jitter)
         try:
-            if not self._wait_unless_gone(ttft + prefill_s):
+            if not self._wait_gate(0) or not self._wait_unless_gone(ttft + prefill_s):
                 return
             self._stream_words(words, base, body, cfg, prompt_tokens, cached, send)
         except (BrokenPipeError, ConnectionResetError):
             with self.server.lock:
                 self._counters.disconnects += 1
             self.close_connection = True
+
+    def _client_gone(self) -> bool:
+        """Whether the client has closed the connection (bytes of a next request are not
+        ours to read: they leave it open)."""
+        import select
+
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+
+    def _wait_gate(self, word: int) -> bool:
+        """Wait while the server holds answers at `word` (see `OpenAICompatibleServer.hold`),
+        noticing a client that goes away meanwhile (counted, closed: False)."""
+        srv = self.server
+        with srv.lock:
+            if srv.gate.is_set() or srv.gate_word != word:
+                return True
+            self._counters.held += 1
+            srv.waiting += 1
+        try:
+            while not srv.gate.wait(0.01):
+                if self._client_gone():
+                    with srv.lock:
+                        self._counters.disconnects += 1
+                    self._drop()
+                    return False
+            return True
+        finally:
+            with srv.lock:
+                srv.waiting -= 1
 
     def _wait_unless_gone(self, seconds: float) -> bool:
         """Sleep, but notice a client that closes the connection meanwhile (a cancelled
@@ -584,6 +632,8 @@ class _Handler(BaseHTTPRequestHandler):
         for i, word in enumerate(words):
             if cfg.cut_stream_after and i >= cfg.cut_stream_after:
                 self._drop()  # mid-answer: no finish_reason, no [DONE], no last chunk
+                return
+            if i and not self._wait_gate(i):
                 return
             if i:
                 time.sleep(cfg.token_gap_s)
@@ -623,6 +673,10 @@ class _Server(ThreadingHTTPServer):
         self.counters = Counters()
         self.lock = threading.Lock()
         self.in_flight = 0
+        self.gate = threading.Event()  # set: open; cleared by OpenAICompatibleServer.hold
+        self.gate.set()
+        self.gate_word = 0  # the word a held answer waits before
+        self.waiting = 0  # requests waiting at the gate now
         self.prompts: list[list[int]] = []  # the prefix cache's memory (prefix_cache_block)
         self._configure()
 
@@ -736,6 +790,24 @@ class OpenAICompatibleServer:
         """Requests admitted and not yet answered (a killed client's may still be here)."""
         return self._server.in_flight
 
+    @property
+    def waiting(self) -> int:
+        """Chat requests waiting at the gate now (see `hold`)."""
+        return self._server.waiting
+
+    def hold(self, after_words: int = 0) -> None:
+        """From now on, chat answers wait before word `after_words` (0: before the first
+        token; a stream with fewer words is not held) until `release()`. Each one that waits
+        is counted in counters.held, and in `waiting` while it waits; a client that goes away
+        meanwhile is noticed and counted in counters.disconnects."""
+        with self._server.lock:
+            self._server.gate_word = after_words
+            self._server.gate.clear()
+
+    def release(self) -> None:
+        """Let held answers go on, and stop holding new ones."""
+        self._server.gate.set()
+
     def wait_idle(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while self._server.in_flight and time.monotonic() < deadline:
@@ -750,8 +822,20 @@ class OpenAICompatibleServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()  # nothing stays held behind a test
         self._server.shutdown()
         self._server.server_close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    """Return once `condition()` is true; AssertionError if it is not within `timeout`
+    seconds. The timeout only bounds a hang (an event that never comes): tests order events
+    with it, they never judge speed by it."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout:g} s for {what or condition}")
+        time.sleep(0.005)
 
 
 def main(argv: list[str] | None = None) -> None:
