@@ -1,6 +1,10 @@
 """Several OpenAI-compatible endpoints used as one (ragcli/endpoints.py): balancing, failover,
-hedged requests. Real test servers on 127.0.0.1, the real `openai` client; timings are only
-asserted with generous bounds, the behaviour through the servers' and the pool's counters."""
+hedged requests. Real test servers on 127.0.0.1, the real `openai` client. No test judges
+speed: the test servers hold first tokens at a gate that the test opens on an event (a hedge
+arrived, N requests are in flight), and the behaviour is read from the servers' and the
+pool's counters. Where a rule is about time itself (a rest, a hedge delay, the faster
+endpoint), the time is made so large next to what a loaded machine adds that load cannot flip
+the outcome; each such place says so."""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ import asyncio
 import json
 import signal
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
+import ragcli.endpoints
 from ragcli.config import load_settings
 from ragcli.endpoints import HEDGE_DEFAULT_S, HEDGE_FLOOR_S, EndpointPool, parse_hedge_delay
 from ragcli.errors import ConfigError, ProviderError
@@ -22,7 +27,7 @@ from ragcli.generators.openai_compat import OpenAIGenerator
 from ragcli.pipeline import ROUTE_KEYS
 from ragcli.prompt import Prompt
 from tests.conftest import Run
-from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, wait_for
 from tests.support.servers import free_port
 from tests.test_serve import Served
 
@@ -42,16 +47,11 @@ def generator(
     return OpenAIGenerator("m", endpoints=urls, hedge_delay=hedge, **kw)
 
 
-async def ask(gen: OpenAIGenerator) -> tuple[str, float, dict]:
-    """The answer, seconds to its first piece, and the route recorded in prompt.usage."""
+async def ask(gen: OpenAIGenerator) -> tuple[str, dict]:
+    """The answer and the route recorded in prompt.usage."""
     p = prompt()
-    start = time.monotonic()
-    first = None
-    pieces = []
-    async for piece in gen.stream("q", p):
-        first = first if first is not None else time.monotonic() - start
-        pieces.append(piece)
-    return "".join(pieces), first or 0.0, p.usage
+    pieces = [piece async for piece in gen.stream("q", p)]
+    return "".join(pieces), p.usage
 
 
 def stats(gen: OpenAIGenerator) -> dict[str, dict]:
@@ -60,6 +60,25 @@ def stats(gen: OpenAIGenerator) -> dict[str, dict]:
 
 def server(**kw) -> OpenAICompatibleServer:
     return OpenAICompatibleServer(ServerConfig(reply=REPLY, **kw))
+
+
+def release_when(
+    condition: Callable[[], bool], *servers: OpenAICompatibleServer
+) -> threading.Thread:
+    """In the background: once `condition()` holds, release the servers' held answers. If it
+    never holds they are released anyway after wait_for's bound (a hang guard), so the test
+    fails on its assertions instead of hanging."""
+
+    def run() -> None:
+        try:
+            wait_for(condition, what="the event that releases the held answers")
+        finally:
+            for s in servers:
+                s.release()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -108,21 +127,29 @@ def test_hedge_delay_is_the_recent_p95_with_a_floor_and_a_default() -> None:
 
 # -- balancing -------------------------------------------------------------------------------
 def test_concurrent_requests_spread_by_requests_in_flight() -> None:
-    with server(ttft_s=0.2) as a, server(ttft_s=0.2) as b:
+    with server() as a, server() as b:
+        # Every first token is held until all 8 requests are at the two servers' gates, so
+        # none finishes early however slowly the client sends them: all 8 are in flight at once.
+        a.hold()
+        b.hold()
+        release_when(lambda: a.waiting + b.waiting == 8, a, b)
         gen = generator(a, b)
 
-        async def main() -> list[tuple[str, float, dict]]:
+        async def main() -> list[tuple[str, dict]]:
             return await asyncio.gather(*(ask(gen) for _ in range(8)))
 
         answers = asyncio.run(main())
-    assert all(text == REPLY for text, _, _ in answers)
+    assert all(text == REPLY for text, _ in answers)
+    assert a.counters.held + b.counters.held == 8
     assert a.counters.chat == b.counters.chat == 4
     assert a.counters.max_in_flight_seen == b.counters.max_in_flight_seen == 4
     assert all(e["in_flight"] == 0 and e["ok"] == 4 for e in stats(gen).values())
 
 
 def test_sequential_requests_prefer_the_faster_endpoint() -> None:
-    with server(ttft_s=0.15) as slow, server(ttft_s=0.0) as fast:
+    # The rule compares measured TTFTs, so the slow one is slow in time: 2 s against a local
+    # first token's few ms (tens under load). Load cannot close that gap; 0.15 s it could.
+    with server(ttft_s=2.0) as slow, server(ttft_s=0.0) as fast:
         gen = generator(slow, fast)
 
         async def main() -> None:
@@ -136,28 +163,32 @@ def test_sequential_requests_prefer_the_faster_endpoint() -> None:
 
 # -- failover ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "fault", [{"error_rate": 1.0}, {"throttle_rate": 1.0, "retry_after_s": 30}, "refused"]
+    "fault", [{"error_rate": 1.0}, {"throttle_rate": 1.0, "retry_after_s": 3600}, "refused"]
 )
-def test_failover_on_5xx_429_and_refused_connections(fault) -> None:
+def test_failover_on_5xx_429_and_refused_connections(fault, monkeypatch) -> None:
+    # The rest after a 5xx or a refused connection is 2 s (ERROR_COOLDOWN_S), after a 429 its
+    # Retry-After: both made an hour here (a 429's is capped at 600 s), so a loaded machine
+    # cannot outlast the rest between the three requests. The rule, not its length, is tested.
+    monkeypatch.setattr(ragcli.endpoints, "ERROR_COOLDOWN_S", 3600.0)
     with server() as bad, server() as good:
         first = f"http://127.0.0.1:{free_port()}/v1" if fault == "refused" else bad.base_url
         if fault != "refused":
             bad.reset(**fault)
         gen = generator(first, good)
 
-        async def main() -> list[tuple[str, float, dict]]:
+        async def main() -> list[tuple[str, dict]]:
             return [await ask(gen) for _ in range(3)]
 
         answers = asyncio.run(main())
-    assert [text for text, _, _ in answers] == [REPLY] * 3
+    assert [text for text, _ in answers] == [REPLY] * 3
     assert good.counters.chat == 3
-    route = answers[0][2]
+    route = answers[0][1]
     assert route["endpoint"] == good.base_url and route["failovers"] == 1
     assert route["attempts"] == 2 and route["hedged"] == 0
     by_url = stats(gen)
     assert by_url[first]["failovers"] == 1 and by_url[first]["errors"] == 1
     # the failed endpoint rests (Retry-After, else a short pause): later requests skip it
-    assert answers[1][2]["attempts"] == answers[2][2]["attempts"] == 1
+    assert answers[1][1]["attempts"] == answers[2][1]["attempts"] == 1
     if fault != "refused":
         assert bad.counters.chat == 1
 
@@ -178,7 +209,9 @@ def test_a_client_error_is_not_failed_over() -> None:
 
 def test_a_cut_after_the_first_token_is_not_retried() -> None:
     with server(cut_stream_after=2) as a, server() as b:
-        gen = generator(a, b, hedge=0.05)
+        # Hedging on, but 30 s: far beyond a local first token however loaded the machine,
+        # so any request to b would be a retry of the cut, never a hedge.
+        gen = generator(a, b, hedge=30.0)
         got: list[str] = []
 
         async def main() -> None:
@@ -193,9 +226,10 @@ def test_a_cut_after_the_first_token_is_not_retried() -> None:
 
 # -- hedging ----------------------------------------------------------------------------------
 def test_a_slow_first_token_is_hedged_and_the_loser_cancelled() -> None:
-    with server(slow_rate=1.0, slow_ttft_s=5.0) as slow, server(ttft_s=0.05) as fast:
-        gen = generator(slow, fast, hedge=0.3)
-        text, ttft, route = asyncio.run(ask(gen))
+    with server() as slow, server() as fast:
+        slow.hold()  # its first token never comes while the test runs: only a hedge can answer
+        gen = generator(slow, fast, hedge=0.05)
+        text, route = asyncio.run(ask(gen))
         assert text == REPLY
         assert {k: route[k] for k in ROUTE_KEYS} == {
             "endpoint": fast.base_url,
@@ -204,10 +238,10 @@ def test_a_slow_first_token_is_hedged_and_the_loser_cancelled() -> None:
             "hedged": 1,
             "hedge_won": 1,
         }
-        # hedge delay + the fast endpoint's TTFT, far from the slow one's 5 s
-        assert 0.3 + 0.05 <= ttft < 2.5
-        slow.wait_idle(timeout=2.0)  # the server saw the cancel: nothing left in flight
-        assert slow.in_flight == 0 and slow.counters.disconnects == 1
+        assert slow.counters.held == 1 and fast.counters.chat == 1
+        # the server saw the cancel: the held request's client went away
+        wait_for(lambda: slow.in_flight == 0, what="the loser's request to be cancelled")
+        assert slow.counters.disconnects == 1
     s = stats(gen)
     assert s[fast.base_url]["hedges_sent"] == 1 and s[fast.base_url]["hedges_won"] == 1
     assert s[slow.base_url]["cancelled"] == 1 and s[slow.base_url]["ok"] == 0
@@ -215,40 +249,65 @@ def test_a_slow_first_token_is_hedged_and_the_loser_cancelled() -> None:
 
 
 def test_the_primary_can_still_win_a_hedge() -> None:
-    with server(ttft_s=0.4) as primary, server(ttft_s=3.0) as spare:
-        gen = generator(primary, spare, hedge=0.1)
-        text, ttft, route = asyncio.run(ask(gen))
+    with server() as primary, server() as spare:
+        primary.hold()
+        spare.hold()
+        # The primary holds its first token until the hedge has reached the spare (which
+        # holds its own for good): the hedge fires, and the primary answers first.
+        release_when(lambda: spare.waiting == 1, primary)
+        gen = generator(primary, spare, hedge=0.05)
+        text, route = asyncio.run(ask(gen))
         assert text == REPLY and route["endpoint"] == primary.base_url
         assert route["hedged"] == 1 and route["hedge_won"] == 0
-        spare.wait_idle(timeout=2.0)
-        assert spare.counters.chat == 1 and spare.counters.disconnects == 1
+        wait_for(lambda: spare.in_flight == 0, what="the hedge's request to be cancelled")
+        assert spare.counters.chat == spare.counters.held == 1
+        assert spare.counters.disconnects == 1
     s = stats(gen)
     assert s[spare.base_url]["hedges_sent"] == 1 and s[spare.base_url]["hedges_won"] == 0
     assert s[spare.base_url]["cancelled"] == 1
 
 
+def test_a_prompt_first_token_is_not_hedged() -> None:
+    # A 30 s hedge delay against a first token the server sends at once: load cannot make a
+    # local first token that late, so a request to b could only be a hedge fired too early.
+    with server() as a, server() as b:
+        text, route = asyncio.run(ask(generator(a, b, hedge=30.0)))
+    assert text == REPLY and route["endpoint"] == a.base_url
+    assert route["hedged"] == 0 and route["attempts"] == 1
+    assert a.counters.chat == 1 and b.counters.chat == 0
+
+
 def test_without_hedging_the_slow_endpoint_is_waited_for() -> None:
-    with server(ttft_s=1.0) as slow, server() as fast:
-        text, ttft, route = asyncio.run(ask(generator(slow, fast, hedge=None)))
-    assert text == REPLY and ttft >= 1.0
+    # Proving that no hedge is sent takes a wait: the slow server's first token comes after
+    # twice the default hedge delay (the one a hedging bug would most likely use). Load can
+    # only lengthen that wait, and hedging off never hedges, so the outcome cannot flip.
+    with server(ttft_s=2 * HEDGE_DEFAULT_S) as slow, server() as fast:
+        text, route = asyncio.run(ask(generator(slow, fast, hedge=None)))
+    assert text == REPLY
     assert route["endpoint"] == slow.base_url and route["hedged"] == 0
     assert fast.counters.chat == 0
 
 
 def test_one_endpoint_is_the_plain_path() -> None:
-    with server(ttft_s=0.3) as only:
+    # As above: the only server's first token comes 1 s after a 0.05 s hedge delay would
+    # fire, so a hedge to a second copy of itself would be seen, and load cannot add one.
+    with server(ttft_s=1.0) as only:
         gen = OpenAIGenerator("m", only.base_url, hedge_delay=0.05)
-        text, ttft, route = asyncio.run(ask(gen))
-    assert text == REPLY and ttft >= 0.3  # no hedge to a second copy of itself
+        text, route = asyncio.run(ask(gen))
+    assert text == REPLY
     assert not set(route) & set(ROUTE_KEYS)
     assert only.counters.chat == 1 and gen.pool.endpoints[0].ok == 1
+    assert gen.pool.endpoints[0].requests == 1
 
 
+@pytest.mark.timeout(120)  # waiting out the 600 s Retry-After would be a hang: it fails here
 def test_embedding_batches_fail_over_and_rest_a_throttled_endpoint() -> None:
     from ragcli.embedders.openai_embedder import OpenAIEmbedder
 
     texts = [f"text number {i}" for i in range(40)]
-    with server(throttle_rate=1.0, retry_after_s=30) as busy, server() as calm:
+    # Retry-After 600 s (ragcli's cap): the rest outlasts any loaded run of this test, so a
+    # second 429 per worker can only mean the rest was ignored.
+    with server(throttle_rate=1.0, retry_after_s=600) as busy, server() as calm:
         e = OpenAIEmbedder(
             "text-embedding-3-small",
             endpoints=[busy.base_url, calm.base_url],
@@ -257,14 +316,13 @@ def test_embedding_batches_fail_over_and_rest_a_throttled_endpoint() -> None:
             batch_size=4,
             seed=1,
         )
-        start = time.monotonic()
         vectors = asyncio.run(e.aembed(texts))
-        elapsed = time.monotonic() - start
     assert vectors.shape == (40, 16) and len(calm.counters.texts) == 40
-    # at most one 429 per worker: after it the busy endpoint rests for its Retry-After (30 s)
+    # at most one 429 per worker: after it the busy endpoint rests for its Retry-After
     assert 1 <= busy.counters.throttled <= 2 and busy.counters.ok == 0
-    assert e.stats.failovers == busy.counters.throttled
-    assert elapsed < 20  # nobody waited out the 30 s Retry-After: the other endpoint served
+    assert busy.counters.embeddings == busy.counters.throttled
+    # every 429 failed over at once: no retry of it waited (the timeout above catches a wait)
+    assert e.stats.failovers == e.stats.retries == busy.counters.throttled
     snap = {s["url"]: s for s in e.pool.snapshot()}
     assert snap[busy.base_url]["failovers"] == e.stats.failovers
     assert snap[calm.base_url]["ok"] == calm.counters.embeddings == 10
@@ -295,12 +353,18 @@ def test_openai_client_streams_from_serve_with_two_endpoints(
     ragcli: Run, home: Path, corpus: Path
 ) -> None:
     assert ragcli("ingest", str(corpus)).returncode == 0
-    with server(ttft_s=0.2) as a, server(ttft_s=0.2) as b:
+    with server() as a, server() as b:
+        # All four first tokens are held until the four requests are at the servers at once.
+        # Hedging is set to 10 minutes so that holding them can never fire a hedge.
+        a.hold()
+        b.hold()
+        release_when(lambda: a.waiting + b.waiting == 4, a, b)
         served = Served(
             home,
             RAGCLI_LLM_ENDPOINTS=f"{a.base_url},{b.base_url}",
             RAGCLI_LLM_MODEL="m",
             RAGCLI_NO_CACHE="answer",
+            RAGCLI_HEDGE_DELAY_MS="600000",
         )
         try:
             client = openai.OpenAI(base_url=served.url, api_key="unused")
@@ -332,6 +396,7 @@ def test_openai_client_streams_from_serve_with_two_endpoints(
         finally:
             assert served.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM
     assert texts == [REPLY] * 4
+    assert a.counters.held + b.counters.held == 4
     assert a.counters.chat >= 1 and b.counters.chat >= 1 and a.counters.chat + b.counters.chat == 4
     firsts = [next(s for s in run if s["name"] == "llm.first_token") for run in spans]
     assert {f["attrs"]["endpoint"] for f in firsts} == {a.base_url, b.base_url}
