@@ -1,16 +1,23 @@
 """Streaming from an OpenAI-compatible server: a real HTTP server on 127.0.0.1, the real client."""
 
 import json
-import time
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
-from tests.conftest import Run
-from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+import pytest
+
+from tests.conftest import REPO, Run, clean_env
+from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, wait_for
+
+REPLY = "Open PageRelay and click Hand Over [1]."
 
 
 def test_ask_streams_from_the_configured_server(ragcli: Run, corpus: Path) -> None:
     assert ragcli("ingest", str(corpus)).returncode == 0
-    cfg = ServerConfig(api_key="sk-test-key", reply="Open PageRelay and click Hand Over [1].")
+    cfg = ServerConfig(api_key="sk-test-key", reply=REPLY)
     with OpenAICompatibleServer(cfg) as srv:
         proc = ragcli(
             "ask",
@@ -32,15 +39,63 @@ def test_ask_streams_from_the_configured_server(ragcli: Run, corpus: Path) -> No
         assert "sk-test-key" not in proc.stdout + proc.stderr
 
 
-def test_first_token_is_written_when_it_arrives(ragcli: Run, corpus: Path) -> None:
+def test_first_token_is_written_when_it_arrives(
+    ragcli: Run, home: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """Judged by events: the server sends the first word and holds the rest; `ragcli ask`
+    must print that word while the rest is still held, then the whole answer once released."""
     assert ragcli("ingest", str(corpus)).returncode == 0
-    cfg = ServerConfig(reply="one two three four", ttft_s=0.3, token_gap_s=0.2)
+    with OpenAICompatibleServer(ServerConfig(reply=REPLY)) as srv:
+        srv.hold(after_words=1)
+        errors = tmp_path / "stderr"
+        with errors.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ragcli", "ask", "How do I rotate the on-call pager?"],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=REPO,
+                env=clean_env(home, OPENAI_BASE_URL=srv.base_url, RAGCLI_LLM_MODEL="m"),
+            )
+        out = bytearray()  # all of stdout, read as it comes
+
+        def read() -> None:
+            assert proc.stdout is not None
+            while chunk := os.read(proc.stdout.fileno(), 4096):
+                out.extend(chunk)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            # the bounds only end a hang: starting ragcli on a loaded machine takes seconds
+            wait_for(lambda: srv.waiting == 1 or proc.poll() is not None, 240, "the request")
+            assert srv.waiting == 1, errors.read_text()
+            wait_for(lambda: b"Open" in out, 60, "the first word on stdout")
+            assert srv.waiting == 1  # written while the rest of the answer is still held
+            assert b"PageRelay" not in out
+        finally:
+            srv.release()
+            proc.wait(timeout=120)
+            reader.join(timeout=60)
+    assert proc.returncode == 0, errors.read_text()
+    assert out.decode().startswith(REPLY)
+    assert srv.counters.held == 1 and srv.counters.chat == 1
+
+
+def test_profile_times_the_first_token_not_the_whole_stream(ragcli: Run, corpus: Path) -> None:
+    assert ragcli("ingest", str(corpus)).returncode == 0
+    # After the first word the server takes 3 × 0.6 s for the rest. The first-token figure
+    # must end where that tail begins. The checks allow half the tail (900 ms) for the time a
+    # loaded machine may add to reading the first word: ms in practice, so load cannot flip
+    # them; timing the whole stream as the first token (~0 ms of tail) fails them.
+    cfg = ServerConfig(reply="one two three four", token_gap_s=0.6)
     with OpenAICompatibleServer(cfg) as srv:
         proc = ragcli(
             "profile",
             "pager rotation",
             "--runs",
-            "2",
+            "1",
+            "--warmup",
+            "0",
             "--json",
             "--no-cache",
             "answer",
@@ -50,15 +105,17 @@ def test_first_token_is_written_when_it_arrives(ragcli: Run, corpus: Path) -> No
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     stats = data["warm"]["stats"]
-    # first token after the server's TTFT, not after the whole stream (0.3 + 3 × 0.2 s)
-    assert 300 <= stats["llm.first_token"]["p50"] < 600
-    assert stats["llm.stream"]["p50"] >= 550
-    # TTFT = ragcli's own share before the request + the server's 300 ms (+ the client's bit)
+    assert stats["llm.stream"]["p50"] >= 900  # first token → last: the held tail
+    assert stats["llm.first_token"]["p50"] < stats["llm.stream"]["p50"]
+    # the TTFT figure is ragcli's own share before the request plus the first-token span
     last = {s["name"]: s for s in data["warm"]["last"]}
     pre_llm = last["llm.first_token"]["start_ms"]
-    ttft = pre_llm + last["llm.first_token"]["ms"]
-    assert 300 + pre_llm <= ttft < 300 + pre_llm + 100
-    assert stats["pre_llm"]["p50"] < 50  # ragcli's overhead, shown as its own figure
+    assert stats["pre_llm"]["p50"] == pytest.approx(pre_llm, abs=0.01)
+    assert stats["ttft"]["p50"] == pytest.approx(pre_llm + last["llm.first_token"]["ms"], abs=0.01)
+    assert last["llm.stream"]["start_ms"] == pytest.approx(
+        pre_llm + last["llm.first_token"]["ms"], abs=0.01
+    )
+    assert srv.counters.chat >= 2  # the cold run and the warm one both asked the server
 
 
 def test_wrong_api_key_is_one_line_error(ragcli: Run, corpus: Path) -> None:
@@ -74,8 +131,8 @@ def test_wrong_api_key_is_one_line_error(ragcli: Run, corpus: Path) -> None:
 
 def test_unreachable_server_is_one_line_error(ragcli: Run, corpus: Path) -> None:
     assert ragcli("ingest", str(corpus)).returncode == 0
-    started = time.monotonic()
+    # No clock: a retry loop that never gave up would hit run_ragcli's 300 s timeout and fail.
     proc = ragcli("ask", "pager", OPENAI_BASE_URL="http://127.0.0.1:9/v1", OPENAI_API_KEY="k")
     assert proc.returncode == 1
     assert "cannot connect to the LLM provider at http://127.0.0.1:9/v1" in proc.stderr
-    assert time.monotonic() - started < 60
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
