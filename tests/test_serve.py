@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ import openai
 import pytest
 
 from tests.conftest import REPO, Run, clean_env
-from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, wait_for
 
 Q = "How do I rotate the on-call pager?"
 
@@ -40,6 +41,25 @@ class Served:
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=60)
+
+    def listening(self) -> bool:
+        """Whether the server still accepts connections (uvicorn stops at once on SIGTERM,
+        before it waits for the requests in flight)."""
+        port = int(self.root.rsplit(":", 1)[1])
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except OSError:
+            return False
+        return True
+
+
+def content(lines: list[str]) -> str:
+    """The text streamed in SSE chat chunks."""
+    return "".join(
+        json.loads(x[6:])["choices"][0]["delta"].get("content") or ""
+        for x in lines
+        if x.startswith("data: {")
+    )
 
 
 @pytest.fixture
@@ -105,6 +125,8 @@ def test_ask_uses_a_running_server(served: Served, ragcli: Run) -> None:
 
 
 def test_profile_against_a_running_server(served: Served, ragcli: Run) -> None:
+    # The passing budget (60 s) is thousands of times the TTFT of a cached local answer, so
+    # load cannot fail it, and 0 ms always fails: the test is the verdicts, not the speed.
     proc = ragcli(
         "profile", Q, "--server", served.url, "--runs", "3", "--warmup", "1",
         "--budget", "ttft_p95=60s", "--json",
@@ -114,6 +136,7 @@ def test_profile_against_a_running_server(served: Served, ragcli: Run) -> None:
     assert out["schema"] == "ragcli.profile-remote/1" and out["runs"] == 3
     client, inside = out["client_ttft_ms"], out["server_ttft_ms"]
     assert client["n"] == inside["n"] == 3 and out["http_and_client_ms"]["n"] == 3
+    # causal, not a threshold: the client's TTFT contains the server's
     assert client["p50"] >= inside["p50"] > 0  # the client waits for the server, and the hop
     assert out["cached_runs"] == 3  # the warm-up answered it once: the answer cache did the rest
     assert out["budgets"][0]["ok"] is True
@@ -126,9 +149,11 @@ def test_profile_against_a_running_server(served: Served, ragcli: Run) -> None:
 
 
 def test_overload_503_and_graceful_shutdown(ragcli: Run, home: Path, corpus: Path) -> None:
+    """Ordered by events, not by sleeps: the LLM holds the first answer until the second
+    request has been refused and serve, sent SIGTERM, has stopped listening."""
     assert ragcli("ingest", str(corpus)).returncode == 0
-    slow = ServerConfig(reply="one two three four five", ttft_s=1.0, token_gap_s=0.2)
-    with OpenAICompatibleServer(slow) as llm:
+    with OpenAICompatibleServer(ServerConfig(reply="one two three four five")) as llm:
+        llm.hold()
         s = Served(
             home,
             "--max-concurrency",
@@ -146,20 +171,83 @@ def test_overload_503_and_graceful_shutdown(ragcli: Run, home: Path, corpus: Pat
 
         first = threading.Thread(target=stream)
         first.start()
-        while llm.counters.chat == 0:  # the first request has reached the LLM
-            threading.Event().wait(0.05)
-        busy = httpx.post(s.url + "/chat/completions", json=body, timeout=30)
-        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-        rc = s.stop()  # SIGTERM while the first answer is still streaming
+        try:
+            wait_for(lambda: llm.waiting == 1, what="the first request to reach the LLM")
+            busy = httpx.post(s.url + "/chat/completions", json=body, timeout=30)
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            s.proc.send_signal(signal.SIGTERM)  # while the first answer is still in flight
+            wait_for(lambda: not s.listening(), what="serve to begin its shutdown")
+            assert s.proc.poll() is None and llm.waiting == 1 and content(lines) == ""
+        finally:
+            llm.release()
+        rc = s.proc.wait(timeout=60)
         first.join(timeout=30)
     assert [x for x in lines if x][-1] == "data: [DONE]"  # the in-flight stream finished
-    assert (
-        "".join(
-            json.loads(x[6:])["choices"][0]["delta"].get("content") or ""
-            for x in lines
-            if x.startswith("data: {")
-        )
-        == "one two three four five"
-    )
+    assert content(lines) == "one two three four five"
+    assert llm.counters.chat == llm.counters.held == 1  # the refused request never reached it
     # uvicorn re-raises SIGTERM once shut down, so the status says "ended by SIGTERM"
     assert rc in (0, -signal.SIGTERM)
+
+
+def test_request_timeout_ends_a_request_and_cancels_the_llm_request(
+    ragcli: Run, home: Path, corpus: Path
+) -> None:
+    """`--request-timeout`: a request still running then ends, 504 (a stream: a last error
+    event, then [DONE]), and its LLM request is cancelled. The LLM holds both answers for as
+    long as the test runs, so only the timeout can end them: no race. The 5 s only has to
+    outlast retrieval before the LLM request (ms, even under load)."""
+    assert ragcli("ingest", str(corpus)).returncode == 0
+    with OpenAICompatibleServer(ServerConfig(reply="never sent")) as llm:
+        llm.hold()
+        s = Served(
+            home,
+            "--request-timeout",
+            "5",
+            OPENAI_BASE_URL=llm.base_url,
+            OPENAI_API_KEY="k",
+            RAGCLI_NO_CACHE="answer",
+        )
+        body = {"model": "m", "messages": [{"role": "user", "content": Q}]}
+        got: dict[str, object] = {}
+
+        def whole() -> None:
+            got["whole"] = httpx.post(s.url + "/chat/completions", json=body, timeout=120)
+
+        def stream() -> None:
+            with httpx.stream(
+                "POST", s.url + "/chat/completions", json={**body, "stream": True}, timeout=120
+            ) as r:
+                got["stream"] = (r.status_code, list(r.iter_lines()))
+
+        try:
+            threads = [threading.Thread(target=whole), threading.Thread(target=stream)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=150)
+            # both LLM requests were cancelled: the LLM saw each client go away while held
+            wait_for(lambda: llm.in_flight == 0, what="the LLM requests to be cancelled")
+            metrics = httpx.get(s.root + "/metrics").text
+            health = httpx.get(s.root + "/healthz").json()
+        finally:
+            llm.release()
+            s.stop()
+    response = got["whole"]
+    assert isinstance(response, httpx.Response) and response.status_code == 504
+    assert response.json()["error"] == {
+        "message": "the request timed out",
+        "type": "timeout",
+        "param": None,
+        "code": None,
+    }
+    status, lines = got["stream"]  # type: ignore[misc]
+    events = [x for x in lines if x]
+    assert status == 200 and events[-1] == "data: [DONE]"
+    last = json.loads(events[-2][6:])
+    assert last["error"] == {"message": "the request timed out", "type": "timeout"}
+    assert last["choices"][0]["finish_reason"] == "length"
+    assert content(lines) == ""  # nothing of the held answer came through
+    assert llm.counters.chat == llm.counters.held == 2
+    assert llm.counters.disconnects == 2
+    assert 'ragcli_requests_total{endpoint="/v1/chat/completions",status="504"} 2' in metrics
+    assert health["in_flight"] == 0  # both admission slots were given back
