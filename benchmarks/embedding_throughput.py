@@ -20,6 +20,12 @@ The naive way is stopped after --naive-budget seconds and extrapolated to N (lab
 "Chunks lost" counts chunks of the run missing from the cache afterwards, or whose cached
 vector differs from the server's. Prints a table; writes JSON (default
 benchmarks/results/embedding_throughput.json).
+
+What the wall times cover: the embedding phase of an ingest only (planning the requests by
+tokens, the requests, committing each batch to the SQLite embedding cache), with the `openai`
+client and tiktoken already loaded. Not in them: imports, reading and chunking files, the
+catalogue, Chroma and FTS writes (`benchmarks/ingest_and_ask.py` times a whole `ingest`).
+`--quick`: 500 chunks, the naive way stopped after 3 s.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -39,6 +44,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import benchmeta  # noqa: E402
 
 from ragcli.caches import EmbeddingCache, embedding_key  # noqa: E402
 from ragcli.embedders.openai_embedder import OpenAIEmbedder  # noqa: E402
@@ -234,6 +241,9 @@ async def main_async(args: argparse.Namespace) -> dict:
             )
     finally:
         server.close()
+    modes = ("naive", "sequential", "concurrent", "cached", "overload")
+    for mode, row in zip(modes, rows.values(), strict=False):
+        row["mode"] = mode  # a stable name for benchmarks/render.py
     from ragcli.tokens import encoding
 
     enc = encoding("cl100k_base")
@@ -253,10 +263,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--overload", type=int, default=32, help="0: skip that row")
     parser.add_argument("--naive-budget", type=float, default=20.0, help="seconds")
-    parser.add_argument(
-        "--out", default=str(REPO / "benchmarks" / "results" / "embedding_throughput.json")
-    )
+    benchmeta.add_common(parser, "embedding_throughput")
     args = parser.parse_args()
+    benchmeta.apply_quick(args, parser, n=500, naive_budget=3.0)
     result = asyncio.run(main_async(args))
     rows = result["rows"]
     naive = next(iter(rows.values()))
@@ -304,18 +313,8 @@ def main() -> None:
             f"* stopped after {naive['wall_s']:.1f} s and {naive['chunks_done']} chunks "
             f"({naive['requests']} requests); wall time and requests extrapolated to {args.n}"
         )
-    result.update(
-        {
-            "command": " ".join(["python", "benchmarks/embedding_throughput.py", *sys.argv[1:]]),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "config": vars(args),
-            "table": table,
-        }
-    )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    result.update({"n": args.n, "naive_extrapolated_s": naive_s, "table": table})
+    benchmeta.write_result(args.out, result, args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """End-to-end timings on the embedded default, in one run: what a user feels at the shell.
 
-    python benchmarks/ingest_and_ask.py [--corpus sample_corpus] [--repeats 5] [--out FILE]
+    python benchmarks/ingest_and_ask.py [--corpus sample_corpus] [--repeats 7]
+        [--profile-runs 30] [--embed-rounds 3] [--quick] [--out FILE]
 
 Measures, each in fresh processes (wall clock from the parent):
   * `ragcli --help`
@@ -9,8 +10,11 @@ Measures, each in fresh processes (wall clock from the parent):
   * `ragcli ask` in a fresh process with no cache (imports, model load, index open) and
     with the answer cached, alternating
 and, in one process, the warm pipeline's per-stage p50/p95 (`ragcli profile --json`) on the
-first-time path (retrieval and answer caches off) and with every cache on.
+first-time path (retrieval and answer caches off) and with every cache on; and, in this
+process, the local embedder's throughput on the corpus's chunks (the model loaded and warm:
+the embedding phase alone, no catalogue, Chroma or FTS writes).
 Prints a table and writes JSON (default benchmarks/results/ingest_and_ask.json).
+`--quick`: 2 repeats, 5 profile runs, 1 embedding round.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import benchmeta
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTION = "How do I rotate the on-call pager?"
@@ -51,12 +56,14 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=str(REPO / "sample_corpus"))
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument(
-        "--out", default=str(REPO / "benchmarks" / "results" / "ingest_and_ask.json")
-    )
+    parser.add_argument("--corpus", default="sample_corpus", help="relative to the repository")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--profile-runs", type=int, default=30)
+    parser.add_argument("--embed-rounds", type=int, default=3)
+    benchmeta.add_common(parser, "ingest_and_ask")
     args = parser.parse_args()
+    benchmeta.apply_quick(args, parser, repeats=2, profile_runs=5, embed_rounds=1)
+    runs = str(args.profile_runs)
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
@@ -71,10 +78,11 @@ def main() -> None:
             uncached.append(ragcli(home, "ask", QUESTION, "--no-cache", "all")[0])
             cached.append(ragcli(home, "ask", QUESTION)[0])
         _, prof = ragcli(
-            home, "profile", QUESTION, "--runs", "30", "--json", "--no-cache", "retrieval,answer"
+            home, "profile", QUESTION, "--runs", runs, "--json", "--no-cache", "retrieval,answer"
         )
-        _, prof_hot = ragcli(home, "profile", QUESTION, "--runs", "30", "--json")
+        _, prof_hot = ragcli(home, "profile", QUESTION, "--runs", runs, "--json")
         first_time, hot = json.loads(prof.stdout), json.loads(prof_hot.stdout)
+        embedding = local_embedder_throughput(home, args.embed_rounds)
 
     rows = [
         ("ragcli --help", summary(helps)),
@@ -82,18 +90,19 @@ def main() -> None:
         ("ask, fresh process, answer cached", summary(cached)),
     ]
     result = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "corpus": {"path": args.corpus, "documents": first_r["new"], "chunks": first_r["chunks"]},
         "help_s": summary(helps),
         "ingest_first_s": first_s,
         "ingest_first_embedded": first_r["embedded"],
         "ingest_rerun_s": again_s,
         "ingest_rerun_embedded": again_r["embedded"],
+        "ingest_first_report": first_r,
+        "ingest_rerun_report": again_r,
         "ask_fresh_process_uncached_s": summary(uncached),
         "ask_fresh_process_cached_s": summary(cached),
         "profile_first_time_path": first_time,
         "profile_all_caches": hot,
+        "local_embedder": embedding,
     }
     print(f"corpus: {first_r['new']} documents, {first_r['chunks']} chunks")
     print(f"{'wall clock of a whole command':<40}{'p50':>10}{'p95':>10}{'n':>5}")
@@ -118,10 +127,44 @@ def main() -> None:
         for stage, s in data["warm"]["stats"].items():
             if s.get("n") and stage != "output_per_s":
                 print(f"  {stage:<38}{s['p50']:>8.3f}ms{s['p95']:>8.3f}ms{s['n']:>5}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    print(
+        f"\nlocal embedder, model warm, {embedding['chunks']} chunks per round: "
+        f"{embedding['chunks_per_s']:.1f} chunks/s (p50 of {embedding['rounds']} rounds; "
+        f"model load {embedding['load_s']:.2f} s)"
+    )
+    benchmeta.write_result(args.out, result, args)
+
+
+def local_embedder_throughput(home: Path, rounds: int) -> dict:
+    """The corpus's chunks embedded by the local model in this process, after loading it and
+    one warm-up batch: chunks per second of the embedding phase alone."""
+    sys.path.insert(0, str(REPO))
+    from ragcli.catalog import Catalog
+    from ragcli.datadir import DataDir
+    from ragcli.embedders.local import LocalEmbedder
+
+    catalog = Catalog(DataDir(home).catalog)
+    try:
+        texts = [text for _, text in catalog.chunk_texts()]
+    finally:
+        catalog.close()
+    started = time.perf_counter()
+    embedder = LocalEmbedder().load()
+    load_s = time.perf_counter() - started
+    embedder.embed(texts[:16])
+    walls = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        embedder.embed(texts)
+        walls.append(time.perf_counter() - t)
+    wall = statistics.median(walls)
+    return {
+        "chunks": len(texts),
+        "rounds": rounds,
+        "round_s": walls,
+        "chunks_per_s": len(texts) / wall,
+        "load_s": load_s,
+    }
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/prefill.py [--questions 3] [--pairs 6] [--quality 8]
                                  [--server-ttft 0.05] [--server-prefill-ms 0.5] [--skip-local]
+                                 [--quick] [--check]
 
 Ingests sample_corpus into a temporary data directory, then in one process, on two backends:
   * local: SmolLM2-135M-Instruct Q4_1 in llama.cpp, in-process (`--llm local`; needs
@@ -21,6 +22,11 @@ request is reported separately):
      default; how many answers cite the document that answers the question and contain the
      expected figure.
 Prints the tables and writes benchmarks/results/prefill.json.
+Without the local model (`make install-local`) it stops with exit code 3 and says why, rather
+than write a result without the local rows; `--skip-local` measures the test server alone.
+`--check` only says whether the local model is ready (exit 0) or not (exit 3, with the reason):
+`make bench` skips this script, with that reason, when it is not. `--quick`: 1 question per k,
+2 follow-up pairs, 2 quality questions.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import benchmeta  # noqa: E402
 
 README_QUESTIONS = [
     "How do I rotate the on-call pager?",
@@ -110,15 +118,22 @@ class Backend:
         return first
 
 
-async def local_backend() -> Backend | None:
+def local_not_ready() -> str | None:
+    """Why the local model cannot run here (the extra or the GGUF missing), or None."""
     from ragcli.errors import NotReadyError
     from ragcli.generators import local
 
     try:
-        gen = local.LocalGenerator()
+        local.LocalGenerator()
     except NotReadyError as exc:
-        print(f"local model skipped: {exc}", file=sys.stderr)
-        return None
+        return str(exc)
+    return None
+
+
+async def local_backend() -> Backend:
+    from ragcli.generators import local
+
+    gen = local.LocalGenerator()
     await gen.warm()
 
     def model() -> Any:
@@ -341,8 +356,18 @@ async def run() -> None:
         "--server-prefill-ms", type=float, default=0.5, help="server prefill per token (ms)"
     )
     parser.add_argument("--skip-local", action="store_true")
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/prefill.json"))
+    parser.add_argument(
+        "--check", action="store_true", help="only check that the local model is ready"
+    )
+    benchmeta.add_common(parser, "prefill")
     args = parser.parse_args()
+    benchmeta.apply_quick(args, parser, questions=1, pairs=2, quality=2)
+    if not args.skip_local and (reason := local_not_ready()):
+        print(f"prefill.py: the local model is not ready: {reason}", file=sys.stderr)
+        raise SystemExit(3)
+    if args.check:
+        print("prefill.py: the local model is ready")
+        return
 
     from ragcli.config import load_settings
     from ragcli.pipeline import Pipeline
@@ -365,7 +390,6 @@ async def run() -> None:
         record_bodies=False,
     )
     results: dict[str, Any] = {
-        "machine": f"{os.cpu_count()} cores",
         "server_model": {
             "ttft_s": cfg.ttft_s,
             "prefill_ms_per_uncached_token": args.server_prefill_ms,
@@ -381,7 +405,7 @@ async def run() -> None:
         pipeline = Pipeline(settings)
         await pipeline.warm()
         backends = [] if args.skip_local else [await local_backend()]
-        backends = [b for b in backends if b is not None] + [await server_backend(srv)]
+        backends.append(await server_backend(srv))
         for b in backends:
             print(f"{b.name}:", file=sys.stderr, flush=True)
             # one unmeasured request: connections, first-call allocations
@@ -390,6 +414,7 @@ async def run() -> None:
                 "warm-up", build_prompt("warm-up", ranked, 500, b.generator.count_tokens)
             )
             results["backends"][b.name] = {
+                "kind": b.name.split(" ")[0],  # "local" or "server"
                 "prompt_size": await prompt_size(b, pipeline, README_QUESTIONS[: args.questions]),
                 "follow_up": await follow_ups(b, pipeline, pairs),
             }
@@ -437,10 +462,7 @@ async def run() -> None:
             f"{q['cites_right_doc']}/{n} | "
             f"{q['cites_only_right_doc']}/{n} | {q['expected_fact']}/{n} |"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {out}")
+    benchmeta.write_result(args.out, results, args)
 
 
 if __name__ == "__main__":

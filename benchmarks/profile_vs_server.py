@@ -2,6 +2,7 @@
 realistic time to first token, on the sample corpus.
 
     python benchmarks/profile_vs_server.py [--ttft 0.3] [--gap 0.02] [--questions 10]
+        [--rounds 3] [--levels 1,4,16,32] [--requests 64] [--quick]
 
 Starts the project's OpenAI-compatible test server on 127.0.0.1 (tests/support/openai_server.py)
 with the given TTFT and inter-token gap, ingests sample_corpus into a temporary data directory,
@@ -10,6 +11,12 @@ then runs, with the real `openai` client streaming from that server:
   2. `ragcli profile --questions Q --concurrency 1,4,16,32 --no-cache answer` (every request
      reaches the LLM).
 Prints both tables and writes JSON to benchmarks/results/profile_vs_server.json.
+`--quick`: 4 questions, 1 round, levels 1,4, 8 requests per level.
+
+Two ablation rows measure something narrower than their names (docs/benchmarks.md says so
+next to them): "no concurrency" answers the submitted set one question at a time, so its TTFT
+is mostly queueing behind earlier answers; "no connection reuse" is a new client per request on
+loopback without TLS, so it mostly measures building the client, not a TCP or TLS handshake.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import benchmeta
 
 REPO = Path(__file__).resolve().parents[1]
 REPLY = (
@@ -50,8 +59,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--levels", default="1,4,16,32")
     parser.add_argument("--requests", type=int, default=64)
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/profile_vs_server.json"))
+    benchmeta.add_common(parser, "profile_vs_server")
     args = parser.parse_args()
+    benchmeta.apply_quick(args, parser, questions=4, rounds=1, levels="1,4", requests=8)
 
     server = subprocess.Popen(
         [
@@ -158,10 +168,7 @@ def main() -> None:
         f"{stats['llm.first_token']['p50']:.1f} ms + ragcli before the LLM "
         f"{stats['pre_llm']['p50']:.2f} ms"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "ablation": ablation, "sweep": sweep}, indent=2))
-    print(f"wrote {out}")
+    benchmeta.write_result(args.out, {"ablation": ablation, "sweep": sweep}, args)
 
 
 if __name__ == "__main__":

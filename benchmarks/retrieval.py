@@ -1,7 +1,8 @@
-"""Retrieval at 100k chunks (issue 4), in one run, on SYNTHETIC vectors.
+"""Retrieval at 100k chunks, in one run, on SYNTHETIC vectors.
 
     python benchmarks/retrieval.py [--n 100000] [--clusters 2000] [--queries 256]
-        [--batches 40] [--runs 300] [--keep-data-dir DIR] [--out FILE]
+        [--batches 40] [--runs 300] [--profile-runs 50] [--keep-data-dir DIR] [--quick]
+        [--out FILE]
 
 The corpus is synthetic (see benchmarks/synthetic.py): 384-d unit vectors drawn from a
 mixture of Gaussian clusters (topical neighbourhoods, like real embeddings; uniform random
@@ -25,12 +26,17 @@ measure Chroma whatever the pipeline does; part d measures whatever the pipeline
   d. the warm request path through the real pipeline (`Pipeline.ask`, in process): p50/p95
      of question received → LLM request, and of each stage, with every cache hot and with
      caches switched off in turn. The question is embedded by the real local model.
+     Dense retrieval (the vector index alone), so that the HNSW path is what is timed;
+  e. the same data directory through the CLI, `ragcli --data-dir DIR profile QUESTION
+     --runs N --json [flags]` in fresh processes, with the default (hybrid) retrieval and
+     with `--retrieval dense`, whole corpus and partitions: what a user measures.
 
 Every Chroma search goes through `ragcli.store.Store.query`, as the pipeline's does. Latency
 rows take `--queries` distinct queries after `--warmup` excluded ones; the rows of one table
 are interleaved query by query, so machine noise hits them alike. Prints markdown tables;
 writes JSON (default benchmarks/results/retrieval.json). `--keep-data-dir DIR` leaves the
-data directory, for `ragcli --data-dir DIR profile "QUESTION"`.
+data directory, for `ragcli --data-dir DIR profile "QUESTION"`. `--quick`: 5,000 chunks in
+100 clusters, 32 queries per row, 4 batches, 20 pipeline runs, 10 profile runs.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +60,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchmeta  # noqa: E402
 import synthetic  # noqa: E402
 
 from ragcli import indexing  # noqa: E402
@@ -225,6 +233,46 @@ def part_a(
     store = reopen(path, name, PARAMS.ef_search)[0]
     result = {"queries": args.queries, "warmup": args.warmup, "rows": rows, "modify_only": stale}
     return result, store
+
+
+def corpus_stats(corpus: synthetic.Corpus, seed: int, pairs: int = 20000) -> dict[str, Any]:
+    """The shape of the synthetic space: cosines between chunks of different clusters and of
+    one cluster (random pairs), cluster sizes, and the cosines of queries' 10 nearest chunks."""
+    rng = np.random.default_rng(seed + 9)
+    v = corpus.vectors
+    i, j = rng.integers(0, corpus.n, pairs), rng.integers(0, corpus.n, pairs)
+    cos = np.einsum("ij,ij->i", v[i], v[j])
+    other = cos[(corpus.cluster[i] != corpus.cluster[j])]
+    # same-cluster pairs: a random partner within the chunk's own cluster
+    order = np.argsort(corpus.cluster, kind="stable")
+    starts = np.searchsorted(corpus.cluster[order], np.arange(len(corpus.centres)))
+    sizes = np.bincount(corpus.cluster, minlength=len(corpus.centres))
+    a = rng.integers(0, corpus.n, pairs)
+    ca = corpus.cluster[a]
+    b = order[starts[ca] + (rng.random(pairs) * sizes[ca]).astype(int)]
+    same = np.einsum("ij,ij->i", v[a], v[b])[a != b]
+    queries = queries_near(corpus, 256, rng)
+    top = np.sort(queries @ v.T, axis=1)[:, -K:]
+    docs = len(np.unique(corpus.doc))
+
+    def spread(x: np.ndarray) -> dict[str, float]:
+        return {
+            "mean": float(x.mean()),
+            "p5": float(np.percentile(x, 5)),
+            "p95": float(np.percentile(x, 95)),
+        }
+
+    return {
+        "cosine_different_clusters": spread(other),
+        "cosine_same_cluster": spread(same),
+        "cosine_query_top10": spread(top.ravel()),
+        "cluster_size": {
+            "min": int(sizes[sizes > 0].min()),
+            "median": float(np.median(sizes[sizes > 0])),
+            "max": int(sizes.max()),
+        },
+        "documents": docs,
+    }
 
 
 def queries_near(corpus: synthetic.Corpus, count: int, rng: np.random.Generator, **kw: Any):
@@ -432,8 +480,8 @@ async def pipeline_runs(settings: Settings, query: Query, runs: int, warmup: int
 
 def part_d(data_dir: Path, corpus: synthetic.Corpus, args: argparse.Namespace) -> dict[str, Any]:
     question = synthetic.question_text(corpus)
-    # Part d times the vector index (HNSW) path, as docs/benchmarks.md records it: dense, not
-    # the hybrid default (whose FTS5 cost is measured by `ragcli eval`, issue 10).
+    # Part d times the vector index (HNSW) path: dense, not the hybrid default (part e and
+    # benchmarks/quality.py measure hybrid, FTS5 included).
     base = Settings(
         data_dir=data_dir, embedder="local", llm="extractive", retrieval="dense"
     ).validate()
@@ -470,6 +518,48 @@ def part_d(data_dir: Path, corpus: synthetic.Corpus, args: argparse.Namespace) -
         query = Query(question, partitions=parts)
         res = asyncio.run(pipeline_runs(settings, query, args.runs, args.pipeline_warmup))
         out["configs"][title] = {"no_cache": no_cache, "partitions": list(parts), **res}
+    return out
+
+
+def part_e(data_dir: Path, corpus: synthetic.Corpus, args: argparse.Namespace) -> dict[str, Any]:
+    """`ragcli profile` on the data directory, each row a fresh process."""
+    question = synthetic.question_text(corpus)
+    names = [synthetic.partition_name(p) for p in range(3)]
+    first_time = ["--no-cache", "retrieval,answer"]
+    rows = [
+        ("all caches warm", []),
+        ("--no-cache retrieval,answer (hybrid, the default)", first_time),
+        ("--no-cache retrieval,answer --retrieval dense", [*first_time, "--retrieval", "dense"]),
+        (f"--partition {names[0]} (all caches warm)", ["--partition", names[0]]),
+        (
+            f"--partition {names[0]} --no-cache retrieval,answer",
+            ["--partition", names[0]] + first_time,
+        ),
+        (
+            "three partitions, --no-cache retrieval,answer",
+            [x for n in names for x in ("--partition", n)] + first_time,
+        ),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCLI_", "OPENAI_"))}
+    out: dict[str, Any] = {"question": question, "runs": args.profile_runs, "rows": {}}
+    for title, flags in rows:
+        log(f"e. ragcli profile {title}")
+        cmd = [sys.executable, "-m", "ragcli", "--data-dir", str(data_dir), "profile", question]
+        cmd += ["--runs", str(args.profile_runs), "--json", *flags]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+        if proc.returncode != 0:
+            raise SystemExit(f"ragcli profile {' '.join(flags)}: {proc.stderr.strip()[-500:]}")
+        report = json.loads(proc.stdout)
+        stats = report["warm"]["stats"]
+        out["rows"][title] = {
+            "flags": flags,
+            "pre_llm": stats["pre_llm"],
+            "retrieve": stats["retrieve"],
+            "ttft": stats["ttft"],
+            "cached_runs": report["warm"].get("cached_runs"),
+            "cold_ttft_ms": report["cold"]["ttft_ms"],
+            "settings": report["settings"],
+        }
     return out
 
 
@@ -601,6 +691,23 @@ def report(result: dict[str, Any]) -> str:
             ],
         )
     )
+    e = result["e"]
+    out.append(f"\ne. `ragcli profile --runs {e['runs']} --json` on the data directory, ms:\n")
+    out.append(
+        md_table(
+            ["flags", "question → LLM request p50", "p95", "retrieve p50", "TTFT p50"],
+            [
+                [
+                    title,
+                    f"{r['pre_llm']['p50']:.3f}",
+                    f"{r['pre_llm']['p95']:.3f}",
+                    f"{r['retrieve']['p50']:.3f}",
+                    f"{r['ttft']['p50']:.3f}",
+                ]
+                for title, r in e["rows"].items()
+            ],
+        )
+    )
     t = result["timings_s"]
     disk = result["disk_mib"]
     load = [v for _, v in result["load_average_1m"]]
@@ -633,9 +740,22 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--runs", type=int, default=300, help="pipeline runs per path")
     parser.add_argument("--pipeline-warmup", type=int, default=5)
+    parser.add_argument("--profile-runs", type=int, default=50, help="runs per part e row")
     parser.add_argument("--keep-data-dir", type=Path, help="build the data directory here, keep it")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "retrieval.json"))
+    benchmeta.add_common(parser, "retrieval")
     args = parser.parse_args()
+    benchmeta.apply_quick(
+        args,
+        parser,
+        n=5000,
+        clusters=100,
+        queries=32,
+        warmup=4,
+        batches=4,
+        runs=20,
+        pipeline_warmup=2,
+        profile_runs=10,
+    )
     if args.partitions < 3:
         parser.error("--partitions must be at least 3")
 
@@ -666,6 +786,7 @@ def main() -> None:
                 "k": K,
                 "runs": args.runs,
                 "index_collections": built.collections,
+                "corpus_stats": corpus_stats(corpus, args.seed),
             }
             chroma_dir = DataDir(data_dir).chroma
             result["a"], store = part_a(corpus, chroma_dir, built.collection, built.ids, args)
@@ -683,11 +804,11 @@ def main() -> None:
             catalog.close()
         del store, pstore
         result["d"] = part_d(data_dir, corpus, args)
+        result["e"] = part_e(data_dir, corpus, args)
         timings["total"] = time.perf_counter() - T0
         result["timings_s"] = timings
         result["load_average_1m"] = LOAD
         result["machine"] = machine()
-        result["command"] = " ".join([".venv/bin/python", *sys.argv])
         text = report(result)
         print()
         print(text)
@@ -696,10 +817,7 @@ def main() -> None:
                 f"\nkept: ragcli --data-dir {args.keep_data_dir} profile "
                 f"{json.dumps(result['d']['question'])}"
             )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    benchmeta.write_result(args.out, result, args)
 
 
 def _du(path: Path) -> int:

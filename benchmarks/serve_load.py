@@ -20,6 +20,7 @@ Step 2: endpoint B made slow (10 % of its requests wait 3 s for the first token)
 concurrency, with hedging off, at the p95 default, and at a fixed delay: TTFT p99 and the
 extra LLM requests hedging sent (the endpoints' own counters, GET /_stats; a warm-up per
 mode is not counted). Prints a table; writes benchmarks/results/serve_load.json.
+`--quick`: concurrency 1,8, 2 requests per unit (at least 8), 40 requests per hedging mode.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import benchmeta  # noqa: E402
 
 from tests.support.servers import ChromaServer, RedisServer  # noqa: E402
 
@@ -156,17 +159,17 @@ def main() -> None:
     parser.add_argument("--slow-concurrency", type=int, default=8)
     parser.add_argument("--slow-requests", type=int, default=400)
     parser.add_argument("--fixed-hedge-ms", default="500")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: few requests")
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/serve_load.json"))
+    benchmeta.add_common(parser, "serve_load")
     args = parser.parse_args()
-    if args.quick:
-        args.concurrency, args.requests, args.min_requests, args.slow_requests = "1,8", 2, 8, 40
+    benchmeta.apply_quick(
+        args, parser, concurrency="1,8", requests=2, min_requests=8, slow_requests=40
+    )
     levels = [int(c) for c in args.concurrency.split(",")]
     qs = questions()
     t_start = time.perf_counter()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCLI_", "OPENAI_"))}
     started: list[Any] = []
-    result: dict[str, Any] = {"command": " ".join([Path(sys.executable).name, *sys.argv])}
+    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             chroma = ChromaServer(Path(tmp) / "chroma", Path(tmp) / "chroma.log")
@@ -260,10 +263,8 @@ def main() -> None:
             for proc in reversed(started):
                 proc.stop()
     result["wall_s"] = round(time.perf_counter() - t_start, 1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"total {result['wall_s']} s; wrote {out}")
+    print(f"total {result['wall_s']} s")
+    benchmeta.write_result(args.out, result, args)
 
 
 def _set_slow(endpoint: Proc, changes: dict[str, Any]) -> None:

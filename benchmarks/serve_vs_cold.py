@@ -1,14 +1,19 @@
 """A cold `ragcli ask` against `ragcli ask --server` (a warm `ragcli serve`), side by side.
 
-    python benchmarks/serve_vs_cold.py [--repeats 10]
+    python benchmarks/serve_vs_cold.py [--repeats 10] [--http-requests 200] [--profile-runs 50]
+        [--quick]
 
 On the sample corpus, alternating the two so machine noise hits both alike, it measures the
 time from spawning the command to the first byte of the answer on its stdout (what a user or
 a script waits for), with the retrieval and answer caches off (every question really retrieves
 and answers).
 It also measures the server's own per-request overhead (GET /healthz and POST /v1/retrieve
-over a kept-alive connection, against the same retrieval in process).
+over a kept-alive connection, against the same retrieval in process), and runs
+`ragcli profile QUESTION --server URL --runs N --warmup 5 --json` against a second `serve` with
+only the answer cache off (each request: retrieval-cache hit, prompt, extractive answerer),
+which splits one request's TTFT between the server and the HTTP hop.
 Prints a table; writes benchmarks/results/serve_vs_cold.json.
+`--quick`: 3 pairs, 30 HTTP requests, 10 profile runs.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import benchmeta
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTION = "How do I rotate the on-call pager?"
@@ -56,8 +63,11 @@ def stats(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/serve_vs_cold.json"))
+    parser.add_argument("--http-requests", type=int, default=200)
+    parser.add_argument("--profile-runs", type=int, default=50)
+    benchmeta.add_common(parser, "serve_vs_cold")
     args = parser.parse_args()
+    benchmeta.apply_quick(args, parser, repeats=3, http_requests=30, profile_runs=10)
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,16 +80,8 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        server = subprocess.Popen(
-            [*ragcli, "serve", "--port", "0"],
-            env=env,
-            cwd=REPO,
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
+        server, url = serve(ragcli, env)
         try:
-            url = re.search(r"http://\S+/v1", server.stderr.readline()).group(0)
             cold, warm = [], []
             for _ in range(args.repeats):
                 cold.append(first_byte_ms([*ragcli, "ask", QUESTION], env))
@@ -88,7 +90,7 @@ def main() -> None:
             with httpx.Client() as http:
                 http.get(root + "/healthz")
                 health, retrieve = [], []
-                for _ in range(200):
+                for _ in range(args.http_requests):
                     t = time.perf_counter()
                     http.get(root + "/healthz")
                     health.append((time.perf_counter() - t) * 1000)
@@ -98,14 +100,32 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait()
-        in_process = asyncio.run(_in_process(Path(tmp) / "home"))
+        in_process = asyncio.run(_in_process(Path(tmp) / "home", args.http_requests))
+        # profile --server against a serve with the answer cache off (retrieval cache on).
+        server, url = serve(ragcli, {**env, "RAGCLI_NO_CACHE": "answer"})
+        try:
+            client_env = {k: v for k, v in env.items() if k != "RAGCLI_NO_CACHE"}
+            proc = subprocess.run(
+                [*ragcli, "profile", QUESTION, "--server", url, "--runs", str(args.profile_runs)]
+                + ["--warmup", "5", "--json"],
+                env=client_env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                raise SystemExit(f"ragcli profile --server failed: {proc.stderr.strip()[-500:]}")
+            remote = json.loads(proc.stdout)
+        finally:
+            server.terminate()
+            server.wait()
     result = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "ask_cold_first_byte_ms": stats(cold),
         "ask_server_first_byte_ms": stats(warm),
         "healthz_ms": stats(health),
         "retrieve_http_ms": stats(retrieve),
         "retrieve_in_process_ms": stats(in_process),
+        "profile_server": remote,
     }
     print(f"{'first answer byte (retrieval+answer caches off)':<52}{'p50':>9}{'p95':>9}{'n':>5}")
     for name, key in (
@@ -117,13 +137,37 @@ def main() -> None:
     ):
         s = result[key]
         print(f"{name:<52}{s['p50']:>7.1f}ms{s['p95']:>7.1f}ms{s['n']:>5}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    print(f"\nragcli profile --server ({remote['runs']} requests, answer cache off on the server)")
+    for name, key in (
+        ("TTFT seen by the client", "client_ttft_ms"),
+        ("TTFT inside the server", "server_ttft_ms"),
+        ("HTTP hop + client", "http_and_client_ms"),
+    ):
+        s = remote[key]
+        print(f"{name:<52}{s['p50']:>7.2f}ms{s['p95']:>7.2f}ms{s['n']:>5}")
+    benchmeta.write_result(args.out, result, args)
 
 
-async def _in_process(home: Path) -> list[float]:
+def serve(ragcli: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`ragcli serve --port 0`; returns the process and its base URL (…/v1)."""
+    server = subprocess.Popen(
+        [*ragcli, "serve", "--port", "0"],
+        env=env,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert server.stderr is not None
+    line = server.stderr.readline()
+    match = re.search(r"http://\S+/v1", line)
+    if match is None:
+        server.terminate()
+        raise SystemExit(f"ragcli serve did not start: {line}")
+    return server, match.group(0)
+
+
+async def _in_process(home: Path, n: int) -> list[float]:
     sys.path.insert(0, str(REPO))
     from ragcli.config import load_settings
     from ragcli.pipeline import Pipeline, Query
@@ -132,7 +176,7 @@ async def _in_process(home: Path) -> list[float]:
     pipeline = Pipeline(settings)
     await pipeline.warm()
     out = []
-    for _ in range(200):
+    for _ in range(n):
         t = time.perf_counter()
         await pipeline.retrieve(Query(QUESTION))
         out.append((time.perf_counter() - t) * 1000)

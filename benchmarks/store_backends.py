@@ -11,13 +11,13 @@ machine noise hits both alike:
     SQLite vs Redis, with entries present (the hit path);
   - a whole warm `ask` answered from the answer cache (Pipeline.ask, in process).
 Prints a table; writes benchmarks/results/store_backends.json.
+`--quick`: 30 timings per row, 2,000 synthetic vectors.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import sys
@@ -30,6 +30,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import benchmeta  # noqa: E402
 
 from ragcli.cache_backends import open_caches  # noqa: E402
 from ragcli.config import load_settings  # noqa: E402
@@ -65,8 +67,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--synthetic", type=int, default=20000, help="0: skip")
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/store_backends.json"))
+    benchmeta.add_common(parser, "store_backends")
     args = parser.parse_args()
+    benchmeta.apply_quick(args, parser, queries=30, synthetic=2000)
+    load_s: dict[str, float] = {}
     import numpy as np
 
     tmp = Path(tempfile.mkdtemp(prefix="ragcli-bench-backends-"))
@@ -99,7 +103,9 @@ def main() -> None:
             lambda: stores["server"].query(names["server"], q, 10),
             args.queries,
         )
-        rows.append({"what": "HNSW top-10 query, sample (200 vectors)", "a": e, "b": s})
+        rows.append(
+            {"what": "HNSW top-10 query, sample corpus", "key": "query_sample", "a": e, "b": s}
+        )
 
         if args.synthetic:
             rng = np.random.default_rng(0)
@@ -111,14 +117,22 @@ def main() -> None:
                 stores[k].create("bench-synthetic", HnswParams())
                 t = time.perf_counter()
                 stores[k].upsert("bench-synthetic", ids, vecs, metas)
-                print(f"{k}: {len(vecs)} vectors in {time.perf_counter() - t:.1f} s", flush=True)
+                load_s[k] = time.perf_counter() - t
+                print(f"{k}: {len(vecs)} vectors in {load_s[k]:.1f} s", flush=True)
                 stores[k].query("bench-synthetic", q, 10)
             e, s = side_by_side(
                 lambda: stores["embedded"].query("bench-synthetic", q, 10),
                 lambda: stores["server"].query("bench-synthetic", q, 10),
                 args.queries,
             )
-            rows.append({"what": f"HNSW top-10 query, {len(vecs)} vectors", "a": e, "b": s})
+            rows.append(
+                {
+                    "what": f"HNSW top-10 query, {len(vecs):,} random 384-d vectors",
+                    "key": "query_synthetic",
+                    "a": e,
+                    "b": s,
+                }
+            )
             for k in stores:
                 stores[k].drop("bench-synthetic")
 
@@ -140,13 +154,17 @@ def main() -> None:
                 generator="extractive",
                 index_version=1,
             )
-        for label, call in (
-            ("embedding cache GET (1 key)", lambda c: c.embedding.get_many(["ekey"])),
-            ("retrieval cache GET", lambda c: c.retrieval.get("rkey")),
-            ("answer cache GET", lambda c: c.answer.get("akey")),
+        for key, label, call in (
+            (
+                "embedding_get",
+                "embedding cache GET (1 key, hit)",
+                lambda c: c.embedding.get_many(["ekey"]),
+            ),
+            ("retrieval_get", "retrieval cache GET (hit)", lambda c: c.retrieval.get("rkey")),
+            ("answer_get", "answer cache GET (hit)", lambda c: c.answer.get("akey")),
         ):
             a, b = side_by_side(partial(call, sqlite), partial(call, red), args.queries)
-            rows.append({"what": label, "a": a, "b": b, "cache": True})
+            rows.append({"what": label, "key": key, "a": a, "b": b, "cache": True})
         sqlite.close()
         red.close()
 
@@ -178,7 +196,15 @@ def main() -> None:
             asker(chroma.url, redis.url, homes["server"]),
             args.queries,
         )
-        rows.append({"what": "whole ask, answer-cache hit (warm)", "a": a, "b": b, "cache": True})
+        rows.append(
+            {
+                "what": "whole warm ask answered from the answer cache (in process)",
+                "key": "ask_cached",
+                "a": a,
+                "b": b,
+                "cache": True,
+            }
+        )
     finally:
         chroma.stop()
         redis.stop()
@@ -187,10 +213,8 @@ def main() -> None:
     print(f"\n{'measure (p50)':<44} {'embedded/SQLite':>16} {'server/Redis':>14} {'ratio':>7}")
     for r in rows:
         print(f"{r['what']:<44} {r['a']:>13.0f} µs {r['b']:>11.0f} µs {r['b'] / r['a']:>6.2f}x")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"queries": args.queries, "rows": rows}, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    result = {"queries": args.queries, "synthetic_load_s": load_s, "rows": rows}
+    benchmeta.write_result(args.out, result, args)
 
 
 if __name__ == "__main__":

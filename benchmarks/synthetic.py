@@ -1,5 +1,6 @@
 """A synthetic corpus at any size, and a real ragcli data directory built from it without
-running the embedding model (which manages ~40 passages/s here: 100k chunks would take 40 min).
+running the embedding model (tens of chunks per second on 2 cores — benchmarks/ingest_and_ask.py
+measures it — so 100k chunks would take most of an hour).
 
     python benchmarks/synthetic.py --data-dir DIR [--n 100000] [--clusters 2000] [--seed 0]
 
