@@ -50,8 +50,17 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark script, one after another (~35 min on 2 cores; prefill.py is skipped, with the
+# reason, without `make install-local`), writing benchmarks/results/*.json; then
+# docs/benchmarks.md and the README's figures are rendered from those files. A failing script is
+# reported and the others still run; the exit status says whether all succeeded.
+# `make bench-quick`: every script in its small smoke mode (a few minutes; marked as such).
+.PHONY: bench-quick
 bench: install
-	$(BIN)/python benchmarks/ingest_and_ask.py
+	$(BIN)/python benchmarks/run_all.py
+
+bench-quick: install
+	$(BIN)/python benchmarks/run_all.py --quick
 
 # A private data directory, so the demo never touches your own index.
 demo: install
