@@ -82,9 +82,12 @@ def discover(
     """Yield each candidate file once, in a deterministic order, or a reason it was skipped.
 
     Hidden files and folders (dot-names) are ignored. Symlinks are not followed unless asked,
-    which also keeps a walk from leaving the root or looping.
+    which also keeps a walk from leaving the root or looping; when they are followed, each real
+    folder is walked once, so a link loop ends where it closes (os.walk would go round it until
+    the path got too long: ~40 levels per loop, and exponentially many paths with two).
     """
     seen: set[Path] = set()
+    walked: set[tuple[int, int]] = set()  # (device, inode) of each folder walked
     for given in paths:
         if not given.exists():
             raise UsageError(f"no such file or directory: {given}")
@@ -98,6 +101,15 @@ def discover(
             continue
         root = given.resolve()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
+            if follow_symlinks:
+                try:
+                    st = os.stat(dirpath)
+                except OSError:
+                    st = None
+                if st is None or (st.st_dev, st.st_ino) in walked:
+                    dirnames[:] = []
+                    continue
+                walked.add((st.st_dev, st.st_ino))
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             current = Path(dirpath)
             for name in sorted(filenames):
