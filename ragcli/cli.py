@@ -980,6 +980,8 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_ERROR)
+    if rc == EXIT_INTERRUPTED:  # typer turns Ctrl-C into this return code, silently
+        print("ragcli: interrupted; run the same command again to resume", file=sys.stderr)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
