@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ import pytest
 
 from ragcli.cache_backends import Caches, open_caches
 from ragcli.config import load_settings
+from ragcli.db import transaction
 from ragcli.embedders.local import LocalEmbedder
 from ragcli.ingest import ingest
 from ragcli.pipeline import DoneEvent, Pipeline, Query, Span
-from ragcli.redis_caches import RedisCaches, display_url
+from ragcli.redis_caches import RedisAnswerCache, RedisCaches, display_url
 from tests.conftest import REPO, clean_env, run_ragcli
 from tests.support.servers import free_port
 from tests.test_caches import _ask as ask_query
@@ -29,6 +31,9 @@ from tests.test_serve import Served
 
 EMB = LocalEmbedder()
 PAGER = "How do I rotate the on-call pager?"
+# An hour: longer than any test here runs, however loaded the machine, so an entry just
+# written is always fresh; expiry is tested by writing creation times into the past.
+TTL = 3600
 
 
 def _settings(home: Path, redis_url: str, **kw: Any):
@@ -40,7 +45,7 @@ def caches(request: pytest.FixtureRequest, home: Path) -> Caches:
     """Both backends through the one chooser, with small limits."""
     url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
     opened = open_caches(
-        _settings(home, url, retrieval_cache_size=3, answer_cache_size=3, answer_ttl=60)
+        _settings(home, url, retrieval_cache_size=3, answer_cache_size=3, answer_ttl=TTL)
     )
     yield opened
     opened.close()
@@ -90,12 +95,39 @@ def test_answer_cache_exact_and_semantic_scoped_by_version(caches: Caches) -> No
     assert caches.answer.nearest("{}", "extractive", 1, _vec(0, 0, 1), 0.9) is None
 
 
+def _backdate(c: Caches, key: str, seconds: float) -> None:
+    """Make an answer `seconds` old, as each backend stores its creation time."""
+    created = time.time() - seconds
+    if isinstance(c.answer, RedisAnswerCache):
+        assert c.answer.client.hset("ragcli:ans:" + key, "created", repr(created)) == 0
+    else:
+        with transaction(c.answer.conn) as conn:
+            update = "UPDATE answers SET created = ? WHERE key = ?"
+            assert conn.execute(update, (created, key)).rowcount == 1
+
+
+def test_answers_expire_by_their_age(caches: Caches) -> None:
+    """Both backends judge an answer's age when reading it (Redis also expires the key
+    natively, tested below): within the TTL a hit, past it a miss, exactly and semantically."""
+    _put_answer(caches, "q", _vec(1, 0, 0))
+    assert caches.answer.get("q") is not None
+    _backdate(caches, "q", TTL / 2)
+    assert caches.answer.get("q") is not None
+    assert caches.answer.nearest("{}", "extractive", 1, _vec(1, 0.1, 0), 0.9) is not None
+    _backdate(caches, "q", TTL + 60)
+    assert caches.answer.get("q") is None
+    assert caches.answer.nearest("{}", "extractive", 1, _vec(1, 0.1, 0), 0.9) is None
+    assert (caches.answer.counters.hits, caches.answer.counters.misses) == (2, 1)
+    _put_answer(caches, "q", _vec(1, 0, 0))  # written again: fresh again
+    assert caches.answer.get("q") is not None
+
+
 def test_redis_answers_carry_native_ttls(redis_url: str, home: Path) -> None:
     redis = RedisCaches(redis_url)
-    answers = redis.answer(max_entries=10, ttl=60)
+    answers = redis.answer(max_entries=10, ttl=TTL)
     _put_answer(Caches(redis.embedding(), redis.retrieval(10), answers), "q", _vec(1, 0))
     ttl = redis.client.ttl("ragcli:ans:q")
-    assert 0 < ttl <= 60
+    assert TTL - 600 < ttl <= TTL  # set on write (read back within ten minutes)
     forever = redis.answer(max_entries=10, ttl=0)
     _put_answer(Caches(redis.embedding(), redis.retrieval(10), forever), "p", None)
     assert redis.client.ttl("ragcli:ans:p") == -1  # exists, no expiry
