@@ -82,12 +82,28 @@ def times(v: float) -> str:
     return f"{v:,.0f}×" if v >= 100 else (f"{v:.1f}×" if v < 10 else f"{v:.0f}×")
 
 
+def span(values: Sequence[float], spec: str, unit: str) -> str:
+    """ "1–3 ms", or "2 ms" when every value prints the same."""
+    lo, hi = format(min(values), spec), format(max(values), spec)
+    return f"{lo}{unit}" if lo == hi else f"{lo}–{hi}{unit}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else ("es" if word.endswith("s") else "s"))
+
+
 def pct(v: float | None) -> str:
     return "" if v is None else f"{v * 100:+,.0f} %".replace("-", "−")
 
 
-def table(head: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
+def table(
+    head: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1, left_last: bool = False
+) -> str:
+    """A markdown table: the first `left` columns (and the last, with left_last) left-aligned,
+    the others right-aligned."""
     align = ["---"] * left + ["---:"] * (len(head) - left)
+    if left_last:
+        align[-1] = "---"
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -191,7 +207,7 @@ def _iaa_commands(ctx: Ctx) -> str:
         f"The local embedder alone (in process, model loaded and warm; the embedding phase of an "
         f"ingest, without reading files, catalogue, Chroma or FTS writes): "
         f"**{e['chunks_per_s']:.0f} chunks/s** over the {e['chunks']} chunks (p50 of "
-        f"{e['rounds']} rounds); loading the model took {e['load_s']:.2f} s.\n\n"
+        f"{plural(e['rounds'], 'round')}); loading the model took {e['load_s']:.2f} s.\n\n"
         + provenance(ctx, "ingest_and_ask")
     )
 
@@ -380,10 +396,11 @@ def _ablation(ctx: Ctx) -> str:
                 "compared with",
             ],
             rows,
+            left_last=True,
         )
-        + f"\n\n{a['rounds']} rounds of the {q}-question set per variant after 1 excluded warm-up "
-        f"round; in a round the set is submitted at once and answered {8} at a time, and each "
-        "TTFT counts from the submission. Server: TTFT "
+        + f"\n\n{plural(a['rounds'], 'round')} of the {q}-question set per variant after 1 "
+        "excluded warm-up round; in a round the set is submitted at once and answered 8 at a "
+        "time, and each TTFT counts from the submission. Server: TTFT "
         f"{a['ttft'] * 1000:.0f} ms, {a['gap'] * 1000:.0f} ms between tokens.\n\n"
         f"† *Measures queueing, not a slower question*: the {q} questions are answered one after "
         "another, so each waits for the whole answers before it; a single question's TTFT does "
@@ -778,10 +795,8 @@ def _q_sample(ctx: Ctx) -> str:
     rep = ctx.load("quality")["sample"]
     return (
         f"{rep['index']['documents']} documents, {rep['index']['chunks']} chunks, "
-        f"{rep['set']['queries']} questions; {rep['settings']['repeats']} measured passes.\n\n"
-        + _quality_table(ctx, rep)
-        + "\n\n"
-        + provenance(ctx, "quality")
+        f"{rep['set']['queries']} questions; {plural(rep['settings']['repeats'], 'measured pass')}."
+        "\n\n" + _quality_table(ctx, rep) + "\n\n" + provenance(ctx, "quality")
     )
 
 
@@ -795,7 +810,8 @@ def _q_django(ctx: Ctx) -> str:
     miss = rep.get("embed_miss_ms") or {}
     return (
         f"{rep['index']['documents']} pages, {rep['index']['chunks']:,} chunks, "
-        f"{rep['set']['queries']} questions; {rep['settings']['repeats']} measured passes. "
+        f"{rep['set']['queries']} questions; "
+        f"{plural(rep['settings']['repeats'], 'measured pass')}. "
         f"`ragcli ingest` of the pages: {ing['wall_s']:.0f} s, {ing['embedded']:,} chunks "
         f"embedded{note}.{subset} A question never seen before adds its embedding: p50 "
         f"{ms(miss.get('p50'))} ms, p95 {ms(miss.get('p95'))} ms.\n\n"
@@ -808,6 +824,7 @@ def _q_django(ctx: Ctx) -> str:
 @renders("quality:django_halves")
 def _q_halves(ctx: Ctx) -> str:
     h = _django(ctx)["halves"]
+    len_all = _django(ctx)["eval"]["set"]["queries"]
     rows = []
     for row in h["rows"]:
         c = row["config"]
@@ -830,7 +847,7 @@ def _q_halves(ctx: Ctx) -> str:
                 "configuration",
                 f"questions 1–{s}: hit@1",
                 "MRR@10",
-                f"questions {s + 1}–: hit@1",
+                f"questions {s + 1}–{len_all}: hit@1",
                 "MRR@10",
             ],
             rows,
@@ -1026,7 +1043,7 @@ def _pf_rate(ctx: Ctx) -> str:
     rates = [
         x["prefill_tokens_per_s"] for x in local["prompt_size"] if x.get("prefill_tokens_per_s")
     ]
-    return inline(ctx, "prefill", f"{min(rates):.0f}–{max(rates):.0f} tokens/s")
+    return inline(ctx, "prefill", span(rates, ".0f", " tokens/s"))
 
 
 # -- Chroma server and Redis ----------------------------------------------------------------
@@ -1057,7 +1074,7 @@ def _sb(ctx: Ctx) -> str:
 def _sb_http(ctx: Ctx) -> str:
     r = ctx.load("store_backends")
     extra = [(x["b"] - x["a"]) / 1000 for x in r["rows"] if x.get("key", "").startswith("query")]
-    return inline(ctx, "store_backends", f"{min(extra):.1f}–{max(extra):.1f} ms")
+    return inline(ctx, "store_backends", span(extra, ".1f", " ms"))
 
 
 # -- serve under load -----------------------------------------------------------------------
@@ -1146,7 +1163,7 @@ def _sl_hedging(ctx: Ctx) -> str:
 @renders("serve_load:healthy_extra")
 def _sl_healthy(ctx: Ctx) -> str:
     extra = [x["extra_pct"] for x in ctx.load("serve_load")["concurrency"]]
-    return inline(ctx, "serve_load", f"{min(extra):.0f}–{max(extra):.0f} %")
+    return inline(ctx, "serve_load", span(extra, ".0f", " %"))
 
 
 for _h in ("off", "auto", "fixed"):
@@ -1169,8 +1186,14 @@ def render_text(text: str, ctx: Ctx, problems: list[str]) -> str:
         try:
             out = fn(ctx)
         except Missing as exc:
-            problems.append(f"{ctx.doc.name}: bench:{key} left as it was: {exc} is missing")
-            return match.group(0)
+            if body.strip():
+                problems.append(f"{ctx.doc.name}: bench:{key} left as it was: {exc} is missing")
+                return match.group(0)
+            problems.append(f"{ctx.doc.name}: bench:{key}: {exc} is missing")
+            if body.startswith("\n"):  # an empty block: say so rather than show nothing
+                note = f"_No result yet: `{exc}` is missing; `make bench` writes it._"
+                return f"<!-- bench:{key} -->\n{note}\n<!-- /bench -->"
+            return f"<!-- bench:{key} -->(not measured yet)<!-- /bench -->"
         except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as exc:
             problems.append(f"{ctx.doc.name}: bench:{key} left as it was: {exc!r}")
             return match.group(0)
