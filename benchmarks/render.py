@@ -486,6 +486,23 @@ def _svc_server(ctx: Ctx) -> str:
     return inline(ctx, "serve_vs_cold", ms(v, " ms"))
 
 
+@renders("serve_vs_cold:httpx_import_ms")
+def _svc_httpx(ctx: Ctx) -> str:
+    v = ctx.load("serve_vs_cold")["httpx_import_ms"]["import_ms"]
+    return inline(ctx, "serve_vs_cold", ms(v, " ms"))
+
+
+@renders("runs:total")
+def _runs_total(ctx: Ctx) -> str:
+    paths = sorted(ctx.results.glob("*.json"))
+    if not paths:
+        raise Missing(f"{ctx.results}/*.json")
+    walls = [ctx.load(p.stem).get("meta", {}).get("wall_s") or 0 for p in paths]
+    quick = any(ctx.load(p.stem).get("meta", {}).get("quick") for p in paths)
+    m, s = divmod(round(sum(walls)), 60)
+    return f"{m} min {s:02d} s" + (" (smoke runs)" if quick else "")
+
+
 @renders("serve_vs_cold:speedup")
 def _svc_speedup(ctx: Ctx) -> str:
     r = ctx.load("serve_vs_cold")

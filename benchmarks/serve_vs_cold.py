@@ -11,7 +11,8 @@ It also measures the server's own per-request overhead (GET /healthz and POST /v
 over a kept-alive connection, against the same retrieval in process), and runs
 `ragcli profile QUESTION --server URL --runs N --warmup 5 --json` against a second `serve` with
 only the answer cache off (each request: retrieval-cache hit, prompt, extractive answerer),
-which splits one request's TTFT between the server and the HTTP hop.
+which splits one request's TTFT between the server and the HTTP hop. Also times what importing
+httpx adds to a fresh interpreter (the client of `ask --server` avoids it).
 Prints a table; writes benchmarks/results/serve_vs_cold.json.
 `--quick`: 3 pairs, 30 HTTP requests, 10 profile runs.
 """
@@ -101,6 +102,7 @@ def main() -> None:
             server.terminate()
             server.wait()
         in_process = asyncio.run(_in_process(Path(tmp) / "home", args.http_requests))
+        httpx_import = import_cost("httpx", args.repeats)
         # profile --server against a serve with the answer cache off (retrieval cache on).
         server, url = serve(ragcli, {**env, "RAGCLI_NO_CACHE": "answer"})
         try:
@@ -126,6 +128,7 @@ def main() -> None:
         "retrieve_http_ms": stats(retrieve),
         "retrieve_in_process_ms": stats(in_process),
         "profile_server": remote,
+        "httpx_import_ms": httpx_import,
     }
     print(f"{'first answer byte (retrieval+answer caches off)':<52}{'p50':>9}{'p95':>9}{'n':>5}")
     for name, key in (
@@ -146,6 +149,24 @@ def main() -> None:
         s = remote[key]
         print(f"{name:<52}{s['p50']:>7.2f}ms{s['p95']:>7.2f}ms{s['n']:>5}")
     benchmeta.write_result(args.out, result, args)
+
+
+def import_cost(module: str, repeats: int) -> dict[str, float]:
+    """What importing `module` adds to a fresh interpreter (why `ask --server` speaks HTTP with
+    the standard library): p50 of `python -c "import MODULE"` minus p50 of `python -c pass`,
+    alternating."""
+    bare, loaded = [], []
+    for _ in range(max(3, repeats)):
+        for cmd, out in (("pass", bare), (f"import {module}", loaded)):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", cmd], check=True, cwd=REPO)
+            out.append((time.perf_counter() - t) * 1000)
+    return {
+        "interpreter_ms": statistics.median(bare),
+        "with_import_ms": statistics.median(loaded),
+        "import_ms": statistics.median(loaded) - statistics.median(bare),
+        "n": len(bare),
+    }
 
 
 def serve(ragcli: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
