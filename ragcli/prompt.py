@@ -13,12 +13,14 @@ prompt anywhere) numbers and renders the sources best-first, as before.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ragcli.catalog import ChunkRecord
 
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"  # 3: source tags in a document are escaped
 LAYOUTS = ("prefix", "ranked")
 SYSTEM = (
     "You answer questions using only the numbered sources provided. Cite the sources you use "
@@ -71,8 +73,15 @@ class Prompt:
         return self.user[: self.user.rindex("\n\nQuestion: ")]
 
 
+_TAG = re.compile(r"<(/?)(source)", re.IGNORECASE)
+
+
 def _render(number: int, chunk: ChunkRecord, text: str) -> str:
-    return f'<source id="{number}" title="{chunk.title}" path="{chunk.source}">\n{text}\n</source>'
+    """One delimited source. A document cannot open or close a block of its own: `<source` in
+    its text becomes `&lt;source`, and its title and path are attribute-escaped."""
+    title, path = html.escape(chunk.title, quote=True), html.escape(chunk.source, quote=True)
+    body = _TAG.sub(r"&lt;\1\2", text)
+    return f'<source id="{number}" title="{title}" path="{path}">\n{body}\n</source>'
 
 
 def canonical_key(chunk: ChunkRecord) -> tuple[str, int, str]:

@@ -124,11 +124,6 @@ def test_a_rejected_api_key_is_not_echoed(planted_home: Path) -> None:
     assert KEY not in proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known hole, not fixed here: prompt.py renders a source's text as is, so a document "
-    "that writes </source> ends its block early and what follows reads as the user's own text",
-)
 def test_a_document_cannot_close_its_source_block() -> None:
     chunk = ChunkRecord(
         "c1",
