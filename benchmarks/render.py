@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -1011,6 +1012,7 @@ def _pf_follow(ctx: Ctx) -> str:
                 "ranked / prefix",
             ],
             rows,
+            left=2,
         )
         + f"\n\n{pairs['pairs']} question pairs; in {pairs['pairs_ranked_alike']} of them the "
         "follow-up ranked the sources in the first question's order.\n\n"
@@ -1032,7 +1034,7 @@ def _pf_quality(ctx: Ctx) -> str:
                 f"{q['answers_from_right_doc']}/{n}",
                 f"{q['cites_right_doc']}/{n}",
                 f"{q['expected_fact']}/{n}",
-                ms(sorted(r["seconds"] for r in q["rows"])[len(q["rows"]) // 2] * 1000, " ms"),
+                ms(statistics.median(r["seconds"] for r in q["rows"]) * 1000, " ms"),
             ]
         )
     return (
