@@ -1,13 +1,17 @@
 """The ragcli command as a user runs it: a real subprocess, real files, exit codes."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Run, clean_env
+from tests.conftest import REPO, Run, clean_env, run_ragcli
+from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
 
 def test_ingest_index_ask_profile_status(ragcli: Run, corpus: Path) -> None:
@@ -162,3 +166,145 @@ def test_data_dir_flag_beats_environment(ragcli: Run, corpus: Path, tmp_path: Pa
     assert (other / "catalog.db").is_file()
     status = json.loads(ragcli("status", "--json").stdout)
     assert status["documents"] == 0  # RAGCLI_HOME (the fixture's) was never touched
+
+
+# -- what a process imported, seen from inside it --------------------------------------------
+_RUN_AND_LIST_MODULES = (
+    "import runpy, sys\n"
+    "out = sys.argv[1]\n"
+    "sys.argv = ['ragcli', *sys.argv[2:]]\n"
+    "code = 0\n"
+    "try:\n"
+    "    runpy.run_module('ragcli', run_name='__main__', alter_sys=True)\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code\n"
+    "with open(out, 'w') as f:\n"
+    "    f.write('\\n'.join(sorted(sys.modules)))\n"
+    "sys.exit(code)\n"
+)
+
+
+def ragcli_and_modules(
+    home: Path, *args: str, **env: str
+) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """`python -m ragcli ARGS` in a fresh interpreter (cwd: the repository, as the `ragcli`
+    fixture runs it); also every module that process had imported when it finished."""
+    fd, name = tempfile.mkstemp(prefix="modules-", suffix=".txt", dir=home.parent)
+    os.close(fd)
+    out = Path(name)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST_MODULES, str(out), *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(home, **env),
+        cwd=REPO,
+        timeout=300,
+    )
+    modules = out.read_text().split()
+    out.unlink()
+    return proc, {m.split(".")[0] for m in modules}
+
+
+def test_an_answer_cache_hit_on_sqlite_imports_neither_chromadb_onnxruntime_nor_openai(
+    sample_home: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(sample_home, home)  # asks write to the caches: a private copy
+    heavy = {"chromadb", "onnxruntime", "openai"}
+    question = "How long do we keep application logs?"
+    with OpenAICompatibleServer(ServerConfig(reply="Thirty days [1].")) as srv:
+        llm = {"OPENAI_BASE_URL": srv.base_url, "RAGCLI_LLM_MODEL": "m"}
+        # the observer sees them when they are used: a miss embeds, searches and calls the LLM
+        miss, imported = ragcli_and_modules(home, "ask", question, "--json", **llm)
+        assert miss.returncode == 0, miss.stderr
+        assert json.loads(miss.stdout)["cached"] is False and srv.counters.chat == 1
+        assert heavy <= imported
+        # the same question again, in a fresh process: replayed from cache.db alone
+        hit, imported = ragcli_and_modules(home, "ask", question, "--json", **llm)
+        assert hit.returncode == 0, hit.stderr
+        answer = json.loads(hit.stdout)
+        assert answer["cached"] == "exact" and answer["answer"] == "Thirty days [1]."
+        assert srv.counters.chat == 1  # the LLM was not asked again
+        assert not heavy & imported, heavy & imported
+    # the offline default (extractive) too, and as text rather than --json
+    first = run_ragcli(home, "ask", question)
+    assert first.returncode == 0, first.stderr
+    hit, imported = ragcli_and_modules(home, "ask", question)
+    assert hit.returncode == 0, hit.stderr
+    assert hit.stdout == first.stdout and "logs" in hit.stdout
+    assert not heavy & imported, heavy & imported
+
+
+# -- the progress bar: on a terminal, never in a pipe ---------------------------------------
+BAR = "━"  # what rich's BarColumn draws
+
+
+def _ingest_on(home: Path, corpus: Path, tty: str | None) -> tuple[int, str, str]:
+    """`ragcli ingest` with stdout or stderr (or neither: `tty=None`) on a pseudo-terminal and
+    the other stream(s) on pipes; (exit code, what the terminal got, what the pipes got)."""
+    import threading
+
+    master = slave = None
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    if tty:
+        master, slave = os.openpty()
+        streams[tty] = slave
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ragcli", "ingest", str(corpus)],
+        stdin=subprocess.DEVNULL,
+        # a terminal type rich would draw on, and rich's switches that force terminal output
+        # even into a pipe (a user's CI may set them): the pipe must stay clean all the same
+        env=clean_env(home, TERM="xterm-256color", FORCE_COLOR="1", TTY_COMPATIBLE="1"),
+        cwd=REPO,
+        **streams,
+    )
+    pipes = [p for p in (proc.stdout, proc.stderr) if p is not None]
+    piped: list[bytes] = [b""] * len(pipes)
+
+    def drain(i: int) -> None:
+        piped[i] = pipes[i].read()
+
+    readers = [threading.Thread(target=drain, args=(i,)) for i in range(len(pipes))]
+    for r in readers:
+        r.start()
+    seen = bytearray()
+    if master is not None:
+        os.close(slave)
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not data:
+                break
+            seen += data
+        os.close(master)
+    rc = proc.wait(timeout=300)
+    for r in readers:
+        r.join()
+    return rc, seen.decode(errors="replace"), b"".join(piped).decode(errors="replace")
+
+
+def test_progress_bar_shows_on_a_terminal_and_never_in_a_pipe(home: Path, corpus: Path) -> None:
+    def change() -> None:  # something to embed on each run
+        with (corpus / "hr" / "notes.txt").open("a") as f:
+            f.write("Expense claims are paid with the next payroll run.\n")
+
+    # both streams piped: no bar, no terminal control codes, only the summary lines
+    rc, _, piped = _ingest_on(home, corpus, None)
+    assert rc == 0, piped
+    assert BAR not in piped and "\x1b" not in piped and "\r" not in piped
+    assert "3 files: 3 new" in piped
+    # stderr on a terminal (stdout piped, as in `ragcli ingest … | tee log`): the bar is
+    # drawn on the terminal, and the pipe gets the summary alone
+    change()
+    rc, terminal, piped = _ingest_on(home, corpus, "stderr")
+    assert rc == 0, terminal + piped
+    assert BAR in terminal and "embed" in terminal
+    assert BAR not in piped and "\x1b" not in piped and "1 changed" in piped
+    # stdout on a terminal, stderr (where the bar would go) piped: no bar anywhere
+    change()
+    rc, terminal, piped = _ingest_on(home, corpus, "stdout")
+    assert rc == 0, terminal + piped
+    assert "1 changed" in terminal
+    assert BAR not in piped + terminal and "\x1b" not in piped and "\r" not in piped
