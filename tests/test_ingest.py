@@ -1,7 +1,13 @@
 """Ingest against a real SQLite catalogue, a real embedding cache and a real Chroma index."""
 
 import asyncio
+import json
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +20,10 @@ from ragcli.errors import UsageError
 from ragcli.ingest import ingest
 from ragcli.status import collect_status
 from ragcli.store import Store
+from tests.conftest import REPO, Run, clean_env, run_ragcli
+from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+from tests.support.remote_env import remote_env
+from tests.test_cli import ragcli_and_modules
 
 EMB = LocalEmbedder()
 
@@ -187,3 +197,162 @@ def test_partition_collections_follow_the_catalogue(home: Path, corpus: Path) ->
 
     asyncio.run(tune_index(settings, {"m": 8}, True, 0))  # a rebuild recreates them all
     assert _collections(home) == _by_partition(home)
+
+
+# -- through the CLI ---------------------------------------------------------------------------
+KEY = "sk-test-ingest-1d2c"
+
+
+def _paragraph_corpus(root: Path, files: int = 3, paragraphs: int = 4) -> Path:
+    """Distinct sentences: with 40-token chunks, a dozen or more chunks of distinct text."""
+    for f in range(files):
+        part = root / f"part{f % 2}"
+        part.mkdir(parents=True, exist_ok=True)
+        body = "\n\n".join(
+            " ".join(
+                f"File {f} paragraph {p} sentence {s} describes step {s * 5 + p} of "
+                f"procedure {f * 13 + s} in plain words."
+                for s in range(4)
+            )
+            for p in range(paragraphs)
+        )
+        (part / f"doc{f}.md").write_text(f"# Document {f}\n\n{body}\n")
+    return root
+
+
+def _cached_embeddings(home: Path) -> int:
+    """Rows in the embedding cache, read the way another process would (read-only)."""
+    path = DataDir(home).cache
+    if not path.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:  # not created yet, or mid-migration
+        return 0
+
+
+# A process started by a test may inherit SIGINT ignored (a background job of a
+# non-interactive shell): restore the default, as a terminal gives it, then exec ragcli,
+# so that the process that receives Ctrl-C is a plain `python -m ragcli`.
+_AS_FROM_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'ragcli', *sys.argv[1:]])"
+)
+
+
+def test_ctrl_c_mid_ingest_exits_130_and_the_rerun_embeds_only_what_is_missing(
+    home: Path, tmp_path: Path
+) -> None:
+    docs = _paragraph_corpus(tmp_path / "docs")
+    # The server answers 3 requests, then meters one a minute (429, Retry-After ≈ 60 s): the
+    # ingest is then stalled mid-run, with 3 batches answered, until it is interrupted.
+    gate = ServerConfig(api_key=KEY, rpm=1, rate_burst_s=180)
+    with OpenAICompatibleServer(gate) as srv:
+        env = remote_env(
+            srv,
+            key=KEY,
+            dims=16,
+            RAGCLI_EMBED_BATCH_SIZE="2",
+            RAGCLI_EMBED_CONCURRENCY="1",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _AS_FROM_A_TERMINAL, "ingest", str(docs), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(home, **env),
+            cwd=REPO,
+        )
+        try:
+            # progress, observed: the next request refused, and every text answered before it
+            # committed to the cache
+            deadline = time.monotonic() + 60
+            while not (
+                srv.counters.throttled and _cached_embeddings(home) == len(srv.counters.texts) > 0
+            ):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the ingest never made progress"
+                time.sleep(0.02)
+            assert proc.poll() is None  # a live process, mid-run
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == (
+            "ragcli: interrupted; run the same command again to resume"
+        )
+        assert "Traceback" not in err and out == ""
+        cached = _cached_embeddings(home)
+        first_run = set(srv.counters.texts)
+        assert cached == len(first_run) > 0  # every answered batch was kept
+
+        srv.reset(rpm=0)
+        again = run_ragcli(home, "ingest", str(docs), "--json", **env)
+        assert again.returncode == 0, again.stderr
+        report = json.loads(again.stdout)
+        total = report["chunks"]
+        assert total > cached  # it really was cut short
+        assert report["embedded"] == total - cached and report["cache_hits"] == cached
+        assert srv.counters.inputs == total - cached  # exactly what was missing, once each
+        assert not first_run & set(srv.counters.texts)
+        assert _cached_embeddings(home) == total
+    assert _catalog_ids(home) == _index_ids(home) and len(_index_ids(home)) == total
+
+
+def test_reingesting_an_unchanged_corpus_never_loads_the_model(home: Path, corpus: Path) -> None:
+    # the observer sees a load: a first ingest embeds, so the ONNX runtime comes in
+    first, imported = ragcli_and_modules(home, "ingest", str(corpus), "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["embedded"] > 0 and "onnxruntime" in imported
+    # a fresh process over the unchanged corpus: nothing to embed, no model loaded at all
+    again, imported = ragcli_and_modules(home, "ingest", str(corpus), "--json")
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert (report["unchanged"], report["embedded"], report["chunks_added"]) == (3, 0, 0)
+    assert "onnxruntime" not in imported
+    # also when a file was touched (same bytes, new mtime): it is re-read, never re-embedded
+    pager = corpus / "ops" / "pager.md"
+    os.utime(pager, ns=(pager.stat().st_atime_ns, pager.stat().st_mtime_ns + 10**9))
+    touched, imported = ragcli_and_modules(home, "ingest", str(corpus), "--json")
+    assert touched.returncode == 0, touched.stderr
+    assert json.loads(touched.stdout)["embedded"] == 0 and "onnxruntime" not in imported
+
+
+def test_symlinks_are_skipped_by_default_and_followed_with_the_flag(
+    ragcli: Run, home: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "kb"
+    (root / "ops").mkdir(parents=True)
+    (root / "ops" / "real.md").write_text("The release train leaves every Tuesday at noon.\n")
+    (root / "ops" / "diagram.png").write_bytes(b"\x89PNG not text")  # skipped on every visit
+    outside = tmp_path / "elsewhere"
+    (outside / "shared").mkdir(parents=True)
+    (outside / "linked.md").write_text("Badge readers are serviced on the first Friday.\n")
+    (outside / "shared" / "glossary.md").write_text("A runbook is a checklist for operators.\n")
+    (root / "ops" / "linked.md").symlink_to(outside / "linked.md")  # a file link
+    (root / "shared").symlink_to(outside / "shared")  # a folder link
+    (root / "ops" / "back").symlink_to("..")  # a loop: kb/ops/back/ops/back/…
+
+    default = ragcli("ingest", str(root), "--json")
+    assert default.returncode == 0, default.stderr
+    report = json.loads(default.stdout)
+    assert report["new"] == 1  # real.md alone: neither link was followed, the loop not entered
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    assert reasons["linked.md"] == "symlink (use --follow-symlinks)"
+    assert [Path(s["path"]).name for s in report["skipped"]].count("diagram.png") == 1
+
+    followed = ragcli("ingest", str(root), "--follow-symlinks", "--json")
+    assert followed.returncode == 0, followed.stderr
+    report = json.loads(followed.stdout)
+    assert (report["new"], report["unchanged"]) == (2, 1)  # linked.md and shared/glossary.md
+    skipped = [Path(s["path"]).name for s in report["skipped"]]
+    assert skipped == ["diagram.png"]  # each real folder walked once: the loop ends there
+    status = collect_status(load_settings({"data_dir": home}, environ={}))
+    assert status["documents"] == 3 and set(status["partitions"]) == {"ops", "shared"}
