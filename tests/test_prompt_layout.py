@@ -14,7 +14,8 @@ import pytest
 from ragcli.catalog import ChunkRecord
 from ragcli.generators.extractive import ExtractiveGenerator, select
 from ragcli.prompt import SYSTEM, build_prompt
-from tests.conftest import Run
+from ragcli.tokens import encoding
+from tests.conftest import Run, run_ragcli
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
 count = ExtractiveGenerator().count_tokens
@@ -165,3 +166,31 @@ def test_layout_flag_and_cached_tokens_from_the_provider(ragcli: Run, corpus: Pa
     bad = ragcli("ask", "q", "--prompt-layout", "sideways")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "unknown prompt_layout 'sideways'" in bad.stderr
+
+
+def test_max_context_tokens_bounds_the_prompt_sent_to_the_llm(sample_home: Path) -> None:
+    """What crosses the wire: the system and user messages of each chat request, counted with
+    the model's tokenizer (cl100k_base for gpt-4, ragcli's own copy), stay within the budget;
+    a larger budget sends more sources, up to all k."""
+    cl100k = encoding("cl100k_base")
+    question = "How do I rotate the on-call pager?"
+    sent: dict[int, tuple[int, int]] = {}  # budget -> (prompt tokens, sources in the prompt)
+    with OpenAICompatibleServer(ServerConfig(reply="Open PageRelay [1].")) as srv:
+        env = {"OPENAI_BASE_URL": srv.base_url, "RAGCLI_LLM_MODEL": "gpt-4"}
+        for budget in (200, 700, 4000):
+            proc = run_ragcli(
+                sample_home, "ask", question, "-k", "8", "--max-context-tokens", str(budget),
+                "--no-cache", "all", "--json", **env,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            messages = srv.counters.bodies[-1]["messages"]
+            assert [m["role"] for m in messages] == ["system", "user"]
+            tokens = sum(len(cl100k.encode(m["content"])) for m in messages)
+            blocks = messages[1]["content"].count("<source id=")
+            assert blocks == len(json.loads(proc.stdout)["sources"])
+            sent[budget] = (tokens, blocks)
+        assert srv.counters.chat == 3
+    assert all(tokens <= budget for budget, (tokens, _) in sent.items()), sent
+    sources = [blocks for _, blocks in sent.values()]
+    assert sources == sorted(sources) and sources[0] == 1 and sources[-1] == 8, sent
+    assert sent[200][0] > 150  # the best source, cut to fit, fills the small budget
