@@ -48,13 +48,15 @@ def test_first_token_is_written_when_it_arrives(
     with OpenAICompatibleServer(ServerConfig(reply=REPLY)) as srv:
         srv.hold(after_words=1)
         errors = tmp_path / "stderr"
+        env = clean_env(home, OPENAI_BASE_URL=srv.base_url, RAGCLI_LLM_MODEL="m")
+        env.pop("PYTHONUNBUFFERED", None)  # a piped stdout is buffered: ragcli must flush
         with errors.open("wb") as stderr:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "ragcli", "ask", "How do I rotate the on-call pager?"],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 cwd=REPO,
-                env=clean_env(home, OPENAI_BASE_URL=srv.base_url, RAGCLI_LLM_MODEL="m"),
+                env=env,
             )
         out = bytearray()  # all of stdout, read as it comes
 
