@@ -535,6 +535,7 @@ def test_two_ingests_and_asks_at_once(kill_corpus: Path, clean_run: dict, tmp_pa
                     p.kill()
                     p.wait()
         st = status_of(home, **env)
+    print("reliability-asks", json.dumps(Counter(when for when, _ in asks)))
     failed = [
         (when, a.returncode, a.stderr)
         for when, a in asks
