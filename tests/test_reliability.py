@@ -361,14 +361,18 @@ def _reached(event: str, n: int, home: Path, srv, proc: subprocess.Popen, before
     return False
 
 
-def _kill_when(point: tuple[str, int, float], home: Path, srv, proc: subprocess.Popen) -> dict:
-    """Wait for the point's event (or the process's exit), then SIGKILL a live process.
-    A kill counts as landed only if the process had not exited and died of that SIGKILL."""
-    before = {
+def _marks(home: Path) -> dict:
+    """Where the events stand before a run starts."""
+    return {
         "version": _meta(home, "version"),
         "index": _meta(home, "index.name"),
         "segments": _segments(home),
     }
+
+
+def _kill_when(point: tuple, home: Path, srv, proc: subprocess.Popen, before: dict) -> dict:
+    """Wait for the point's event (or the process's exit), then SIGKILL a live process.
+    A kill counts as landed only if the process had not exited and died of that SIGKILL."""
     event, n, delay = point
     while proc.poll() is None and not _reached(event, n, home, srv, proc, before):
         time.sleep(0.002)
@@ -415,9 +419,10 @@ def kill_cycles(cycles: int, seed: int, corpus: Path, clean: dict, tmp: Path) ->
             srv.reset()
             args = ("index", "--rebuild") if kind == "rebuild" else ("ingest", str(docs))
             point = kill_point(order[kind][i // 3 % 3], rng, texts)
+            before = _marks(home)
             proc = popen_home(home, *args, **env)
             try:
-                kill = _kill_when(point, home, srv, proc)
+                kill = _kill_when(point, home, srv, proc, before)
             finally:
                 if proc.poll() is None:
                     proc.kill()
