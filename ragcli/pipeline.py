@@ -37,6 +37,7 @@ from ragcli.datadir import DataDir
 from ragcli.embedders import open_embedder, settings_for_index
 from ragcli.errors import NotReadyError, UsageError
 from ragcli.generators import open_generator
+from ragcli.native import native_import
 from ragcli.prompt import PROMPT_VERSION, Prompt, Source, build_prompt
 from ragcli.store import Store, open_store
 
@@ -243,7 +244,7 @@ class Pipeline:
 
     async def _index_work(self) -> None:
         def blocking() -> None:
-            import numpy as np
+            np = native_import("numpy")
 
             store = open_store(self.settings)
             probe = np.full((1, self.embedder.dimensions), 1.0, dtype=np.float32)

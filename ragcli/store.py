@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from ragcli.errors import ConfigError, RagcliError
+from ragcli.native import native_import
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,8 +119,8 @@ class Store:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import chromadb
-            from chromadb.config import Settings
+            chromadb = native_import("chromadb")
+            Settings = native_import("chromadb.config").Settings  # noqa: N806
 
             # Chroma logs a warning for every query asking for more results than exist.
             logging.getLogger("chromadb").setLevel(logging.ERROR)

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ragcli.errors import UsageError
 from ragcli.ingest import ingest
 from ragcli.pipeline import Pipeline, Query
 from ragcli.profiling import VARIANTS, percentile, summarize
-from tests.conftest import Run
+from tests.conftest import REPO, Run
 from tests.support.openai_server import Counters, OpenAICompatibleServer, ServerConfig
 
 Q = "How do I rotate the on-call pager?"
@@ -334,3 +335,35 @@ def test_otel_export_is_one_trace_per_run(ingested: Run) -> None:
     children = [s for s in spans if s["name"] != "ragcli.ask"]
     assert {"startup", "retrieve", "llm.first_token"} <= {s["name"] for s in children}
     assert all(s["parent_id"] in root_ids for s in children)
+
+
+_LOADS_AT_ONCE = """
+import threading
+from ragcli.native import native_import
+start, errors = threading.Barrier(2), []
+def run(name):
+    start.wait()
+    try:
+        native_import(name)
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=run, args=(n,)) for n in ("chromadb", "onnxruntime")]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors or "ok")
+"""
+
+
+def test_chromadb_and_onnxruntime_can_load_on_two_threads_at_once() -> None:
+    """The request path loads the index (chromadb) and the embedder (onnxruntime) on threads
+    at once, through `ragcli.native.native_import`. Both import numpy, which numpy 2.x cannot
+    do from two threads at a time: with plain imports this fresh process failed 6 times out of
+    6 with a partially initialised numpy (and a library user's first `Pipeline.warm()` did)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOADS_AT_ONCE],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr[-2000:]

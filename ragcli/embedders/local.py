@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragcli.embedders import model_files
+from ragcli.native import native_import
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,7 @@ class LocalEmbedder:
         with self._lock:
             if self._tokenizer is not None:
                 return
-            from tokenizers import Tokenizer
+            Tokenizer = native_import("tokenizers").Tokenizer  # noqa: N806
 
             path = self.model_dir / model_files.TOKENIZER_FILE
             if not path.is_file():
@@ -94,7 +95,7 @@ class LocalEmbedder:
             if self._session is not None:
                 return
             model_files.check(directory=self.model_dir)
-            import onnxruntime as ort
+            ort = native_import("onnxruntime")
 
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
