@@ -249,9 +249,16 @@ def test_reads_racing_a_writer_give_a_whole_version_a_reason_or_a_recheck(tmp_pa
     )
     seen: dict[str, int] = {}
     try:
-        time.sleep(0.2)
         ref = FileRef(target, corpus, "ops")
-        for _ in range(2000):
+        # At least 2,000 reads, and on until one whole version was read: how the two processes
+        # interleave is up to the scheduler (on a busy machine the writer can sit between its
+        # truncate and its write for all of 2,000 reads), so the count of reads is not fixed;
+        # the deadline only stops a hang.
+        deadline = time.monotonic() + 120
+        reads = 0
+        while reads < 2000 or not seen.get("whole version"):
+            assert time.monotonic() < deadline, f"no whole version in {reads} reads: {seen}"
+            reads += 1
             got = load(ref)
             if isinstance(got, Skipped):
                 kind = got.reason.split(" (")[0]
