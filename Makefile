@@ -40,13 +40,13 @@ test: install
 
 # The tests of the optional local LLM; here a missing model is a failure, not a skip.
 test-local: install-local
-	RAGCLI_REQUIRE_LOCAL=1 $(BIN)/python -m pytest -q tests/test_local_llm.py tests/test_prompt_layout.py
+	RAGCLI_REQUIRE_LOCAL=1 $(BIN)/python -m pytest -q tests/unit/generators/test_local_llm.py tests/unit/retrieval/test_prompt_layout.py
 
 test-slow: install
 	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow
 
 reliability: install  # the full kill suite and the 50 MB file (docs/reliability.md)
-	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/test_reliability.py tests/test_reliability_inputs.py
+	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/e2e/test_reliability.py tests/e2e/test_reliability_inputs.py
 
 lint: install
 	$(BIN)/ruff check .

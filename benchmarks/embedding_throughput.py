@@ -47,9 +47,9 @@ sys.path.insert(0, str(REPO))
 
 import benchmeta  # noqa: E402
 
-from ragcli.caches import EmbeddingCache, embedding_key  # noqa: E402
+from ragcli.caches.sqlite import EmbeddingCache, embedding_key  # noqa: E402
 from ragcli.embedders.openai_embedder import OpenAIEmbedder  # noqa: E402
-from ragcli.vectors import VectorFetcher  # noqa: E402
+from ragcli.retrieval.vectors import VectorFetcher  # noqa: E402
 from tests.support.openai_server import fake_vector  # noqa: E402
 
 MODEL = "text-embedding-3-small"
@@ -244,7 +244,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     modes = ("naive", "sequential", "concurrent", "cached", "overload")
     for mode, row in zip(modes, rows.values(), strict=False):
         row["mode"] = mode  # a stable name for benchmarks/render.py
-    from ragcli.tokens import encoding
+    from ragcli.providers.tokens import encoding
 
     enc = encoding("cl100k_base")
     tokens = sum(len(x) for x in enc.encode_ordinary_batch(texts))

@@ -139,9 +139,9 @@ def local_embedder_throughput(home: Path, rounds: int) -> dict:
     """The corpus's chunks embedded by the local model in this process, after loading it and
     one warm-up batch: chunks per second of the embedding phase alone."""
     sys.path.insert(0, str(REPO))
-    from ragcli.catalog import Catalog
-    from ragcli.datadir import DataDir
+    from ragcli.core.datadir import DataDir
     from ragcli.embedders.local import LocalEmbedder
+    from ragcli.index.catalog import Catalog
 
     catalog = Catalog(DataDir(home).catalog)
     try:

@@ -120,7 +120,7 @@ class Backend:
 
 def local_not_ready() -> str | None:
     """Why the local model cannot run here (the extra or the GGUF missing), or None."""
-    from ragcli.errors import NotReadyError
+    from ragcli.core.errors import NotReadyError
     from ragcli.generators import local
 
     try:
@@ -164,7 +164,7 @@ async def server_backend(srv: Any) -> Backend:
 
 
 async def retrieve(pipeline: Any, question: str, k: int) -> list[Any]:
-    from ragcli.pipeline import Query
+    from ragcli.retrieval.pipeline import Query
 
     ranked, _ = await pipeline.retrieve(Query(question, k=k))
     return ranked
@@ -182,7 +182,7 @@ def reorder_for(pipeline: Any, question: str, ranked: list[Any]) -> list[Any]:
 
 
 async def prompt_size(backend: Backend, pipeline: Any, questions: list[str]) -> list[dict]:
-    from ragcli.prompt import build_prompt
+    from ragcli.retrieval.prompt import build_prompt
 
     gen = backend.generator
     rows = []
@@ -223,7 +223,7 @@ async def prompt_size(backend: Backend, pipeline: Any, questions: list[str]) -> 
 async def follow_ups(
     backend: Backend, pipeline: Any, pairs: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    from ragcli.prompt import build_prompt
+    from ragcli.retrieval.prompt import build_prompt
 
     gen = backend.generator
     out: dict[str, Any] = {}
@@ -283,7 +283,7 @@ def answered_from(answer: str, sources: list[Any]) -> str | None:
 
 
 async def _answer(pipeline: Any, question: str) -> tuple[str, list[Any]]:
-    from ragcli.pipeline import DoneEvent, Query, SourcesEvent
+    from ragcli.retrieval.pipeline import DoneEvent, Query, SourcesEvent
 
     sources, answer = [], ""
     async for event in pipeline.ask(Query(question)):
@@ -295,8 +295,8 @@ async def _answer(pipeline: Any, question: str) -> tuple[str, list[Any]]:
 
 
 async def quality(home: Path, questions: list[dict], llms: list[str]) -> dict[str, Any]:
-    from ragcli.config import load_settings
-    from ragcli.pipeline import Pipeline
+    from ragcli.core.config import load_settings
+    from ragcli.retrieval.pipeline import Pipeline
 
     out: dict[str, Any] = {}
     for llm in llms:
@@ -369,9 +369,9 @@ async def run() -> None:
         print("prefill.py: the local model is ready")
         return
 
-    from ragcli.config import load_settings
-    from ragcli.pipeline import Pipeline
-    from ragcli.prompt import build_prompt
+    from ragcli.core.config import load_settings
+    from ragcli.retrieval.pipeline import Pipeline
+    from ragcli.retrieval.prompt import build_prompt
     from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
     questions = [

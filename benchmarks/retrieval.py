@@ -31,7 +31,7 @@ measure Chroma whatever the pipeline does; part d measures whatever the pipeline
      --runs N --json [flags]` in fresh processes, with the default (hybrid) retrieval and
      with `--retrieval dense`, whole corpus and partitions: what a user measures.
 
-Every Chroma search goes through `ragcli.store.Store.query`, as the pipeline's does. Latency
+Every Chroma search goes through `ragcli.index.store.Store.query`, as the pipeline's does. Latency
 rows take `--queries` distinct queries after `--warmup` excluded ones; the rows of one table
 are interleaved query by query, so machine noise hits them alike. Prints markdown tables;
 writes JSON (default benchmarks/results/retrieval.json). `--keep-data-dir DIR` leaves the
@@ -63,13 +63,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmeta  # noqa: E402
 import synthetic  # noqa: E402
 
-from ragcli import indexing  # noqa: E402
-from ragcli.catalog import Catalog  # noqa: E402
-from ragcli.config import Settings  # noqa: E402
-from ragcli.datadir import DataDir  # noqa: E402
-from ragcli.pipeline import Pipeline, Query  # noqa: E402
-from ragcli.profiling import run_once  # noqa: E402
-from ragcli.store import Hit, HnswParams, Store  # noqa: E402
+from ragcli.core.config import Settings  # noqa: E402
+from ragcli.core.datadir import DataDir  # noqa: E402
+from ragcli.index import indexing  # noqa: E402
+from ragcli.index.catalog import Catalog  # noqa: E402
+from ragcli.index.store import Hit, HnswParams, Store  # noqa: E402
+from ragcli.profile.profiling import run_once  # noqa: E402
+from ragcli.retrieval.pipeline import Pipeline, Query  # noqa: E402
 
 REPO = synthetic.REPO
 K = 10

@@ -33,12 +33,12 @@ sys.path.insert(0, str(REPO))
 
 import benchmeta  # noqa: E402
 
-from ragcli.cache_backends import open_caches  # noqa: E402
-from ragcli.config import load_settings  # noqa: E402
+from ragcli.caches.backends import open_caches  # noqa: E402
+from ragcli.core.config import load_settings  # noqa: E402
 from ragcli.embedders.local import LocalEmbedder  # noqa: E402
-from ragcli.ingest import ingest  # noqa: E402
-from ragcli.pipeline import DoneEvent, Pipeline, Query  # noqa: E402
-from ragcli.store import HnswParams, Store  # noqa: E402
+from ragcli.index.store import HnswParams, Store  # noqa: E402
+from ragcli.ingest.run import ingest  # noqa: E402
+from ragcli.retrieval.pipeline import DoneEvent, Pipeline, Query  # noqa: E402
 from tests.support.servers import ChromaServer, RedisServer  # noqa: E402
 
 QUESTION = "How do I rotate the on-call pager?"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ragcli.errors import UsageError
+from ragcli.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from ragcli.config import Settings
+    from ragcli.core.config import Settings
     from ragcli.embedders.base import Embedder
 
 

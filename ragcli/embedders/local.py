@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragcli.core.native import native_import
 from ragcli.embedders import model_files
-from ragcli.native import native_import
 
 if TYPE_CHECKING:
     import numpy as np

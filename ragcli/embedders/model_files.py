@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from ragcli.errors import NotReadyError
+from ragcli.core.errors import NotReadyError
 
 MODEL_ID = "all-MiniLM-L6-v2"
 ENV_MODEL_DIR = "RAGCLI_MODEL_DIR"

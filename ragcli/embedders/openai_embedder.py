@@ -57,13 +57,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ragcli.endpoints import Endpoint, EndpointError, EndpointPool, parse_endpoints
-from ragcli.errors import ConfigError, ProviderError
+from ragcli.core.errors import ConfigError, ProviderError
+from ragcli.providers.endpoints import Endpoint, EndpointError, EndpointPool, parse_endpoints
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ragcli.config import Settings
+    from ragcli.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ class OpenAIEmbedder:
         # it); for a model ragcli does not know, embed_dimensions declares its output size.
         self._send_dimensions = dimensions > 0 and model.startswith("text-embedding-3")
         # Several endpoints: each batch goes to the best one (fewest in flight, then fastest),
-        # and a retryable failure moves it to another at once (ragcli/endpoints.py). The
+        # and a retryable failure moves it to another at once (ragcli/providers/endpoints.py). The
         # adaptive limit and the pacer stay shared: they bound what ragcli sends in all.
         self.pool = EndpointPool(list(endpoints) or [base_url])
         self.base_url = self.pool.endpoints[0].url
@@ -404,7 +404,7 @@ class OpenAIEmbedder:
     # -- tokens ------------------------------------------------------------------------------
     def _enc(self) -> Any:
         if self._encoding is None:
-            from ragcli.tokens import encoding_for_model
+            from ragcli.providers.tokens import encoding_for_model
 
             self._encoding = encoding_for_model(self.model_id)
         return self._encoding

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ragcli.config import Settings
+    from ragcli.core.config import Settings
     from ragcli.generators.base import Generator
 
 
 def open_generator(settings: Settings) -> Generator:
     if settings.generator == "openai":
-        from ragcli.endpoints import parse_endpoints, parse_hedge_delay
         from ragcli.generators.openai_compat import OpenAIGenerator
+        from ragcli.providers.endpoints import parse_endpoints, parse_hedge_delay
 
         return OpenAIGenerator(
             settings.llm_model,

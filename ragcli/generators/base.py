@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from ragcli.prompt import Prompt
+from ragcli.retrieval.prompt import Prompt
 
 
 class Generator(Protocol):

@@ -3,7 +3,7 @@ GGUF, by default SmolLM2-135M-Instruct (see ragcli/generators/local_model.py).
 
 On a CPU, time to first token is prompt prefill. llama.cpp keeps the KV cache of the last
 prompt and, on the next request, evaluates only what follows the longest common token prefix:
-with the prefix-aware prompt layout (ragcli/prompt.py) a follow-up question over the same
+with the prefix-aware prompt layout (ragcli/retrieval/prompt.py) a follow-up question over the same
 sources skips the sources' prefill entirely. `warm()` loads the model and evaluates the
 instruction prefix, so the first question already finds it cached.
 
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragcli.errors import NotReadyError, ProviderError
+from ragcli.core.errors import NotReadyError, ProviderError
 from ragcli.generators import local_model
-from ragcli.prompt import SOURCES_HEADER, SYSTEM, Prompt
+from ragcli.retrieval.prompt import SOURCES_HEADER, SYSTEM, Prompt
 
 MISSING_EXTRA = (
     "--llm local needs llama-cpp-python: pip install 'ragcli[local]' (or make install-local)"
@@ -145,7 +145,7 @@ class LocalGenerator:
         # The budget is counted with cl100k_base (as for OpenAI models): deterministic and
         # available before the model loads. The model's own count is reported as usage.
         if self._encoding is None:
-            from ragcli.tokens import encoding
+            from ragcli.providers.tokens import encoding
 
             self._encoding = encoding("cl100k_base")
         return len(self._encoding.encode(text, disallowed_special=()))

@@ -20,8 +20,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from ragcli.core.errors import NotReadyError
 from ragcli.embedders.model_files import sha256_file
-from ragcli.errors import NotReadyError
 
 MODEL_ID = "SmolLM2-135M-Instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

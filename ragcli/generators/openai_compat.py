@@ -1,16 +1,16 @@
 """Streaming chat completions from OpenAI or any OpenAI-compatible server (vLLM, Ollama,
 llama.cpp), with the official client: one client per endpoint and process, so connections
 are reused. Several endpoints (`llm_endpoints`) are used as one, with load balancing,
-failover and hedged requests (ragcli/endpoints.py)."""
+failover and hedged requests (ragcli/providers/endpoints.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ragcli.endpoints import EndpointError, EndpointPool
-from ragcli.errors import ProviderError
-from ragcli.prompt import Prompt
+from ragcli.core.errors import ProviderError
+from ragcli.providers.endpoints import EndpointError, EndpointPool
+from ragcli.retrieval.prompt import Prompt
 
 
 def describe_openai_error(exc: Exception, base_url: str) -> str:
@@ -96,7 +96,7 @@ class OpenAIGenerator:
 
     def count_tokens(self, text: str) -> int:
         if self._encoding is None:
-            from ragcli.tokens import encoding_for_model
+            from ragcli.providers.tokens import encoding_for_model
 
             self._encoding = encoding_for_model(self.model)
         return len(self._encoding.encode(text, disallowed_special=()))

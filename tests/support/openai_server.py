@@ -14,7 +14,7 @@ Or as its own process (benchmarks, so that the server does not share the client'
     # POST /_reset zeroes them (a JSON body may also change settings of ServerConfig)
 
 What it enforces, as the real API documents it: at most 2048 inputs per embeddings request,
-8191 tokens per input and 300,000 tokens per request (cl100k_base, counted with ragcli.tokens),
+8191 tokens per input and 300,000 tokens per request (cl100k_base, counted with providers.tokens),
 answered with HTTP 400 and OpenAI's error JSON. Optional load behaviour: a latency per request
 plus a cost per token, limits on requests in flight, requests per minute and tokens per minute
 (HTTP 429 with `Retry-After` and `retry-after-ms`), injected 429s and 5xx answers, dropped
@@ -183,7 +183,7 @@ _encoding: Any = None
 def count_tokens(text: str) -> int:
     global _encoding
     if _encoding is None:
-        from ragcli.tokens import encoding
+        from ragcli.providers.tokens import encoding
 
         _encoding = encoding("cl100k_base")
     return len(_encoding.encode(text, disallowed_special=()))

@@ -1,0 +1,1 @@
+"""The `ragcli` command: thin Typer commands over the library."""

@@ -1,0 +1,1 @@
+"""Shared ground: settings, errors, the data directory, SQLite, the writer lock, native imports."""

@@ -1,0 +1,1 @@
+"""`ragcli eval`: relevance sets, ranking metrics, the runner and its rendering."""

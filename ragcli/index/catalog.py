@@ -1,0 +1,399 @@
+"""The catalogue: which documents and chunks are ingested. It is the source of truth;
+the Chroma index is derived from it and can be rebuilt from it at any time."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ragcli.core.db import connect, transaction
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from ragcli.ingest.chunking import Chunk
+    from ragcli.ingest.documents import Document
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db["documents"].create(
+        {
+            "path": str,
+            "source": str,
+            "relpath": str,
+            "partition": str,
+            "title": str,
+            "date": str,
+            "date_ts": int,
+            "mtime_ns": int,
+            "size": int,
+            "content_hash": str,
+            "n_chunks": int,
+            "ingested_at": float,
+        },
+        pk="path",
+    )
+    db["chunks"].create(
+        {
+            "id": str,
+            "doc_path": str,
+            "position": int,
+            "text": str,
+            "text_hash": str,
+            "n_tokens": int,
+            "start": int,
+            "end": int,
+        },
+        pk="id",
+        foreign_keys=[("doc_path", "documents", "path")],
+    )
+    db["chunks"].create_index(["doc_path"])
+    db["meta"].create({"key": str, "value": str}, pk="key")
+
+
+def _m002_lexical_index(db: sqlite_utils.Database) -> None:
+    """BM25 over chunk text (SQLite FTS5). Triggers keep it in step with `chunks` inside the
+    same transactions, so it can never drift from the vector index's source of truth."""
+    db.executescript(
+        """
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='rowid', tokenize='porter unicode61'
+        );
+        CREATE TRIGGER chunks_fts_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
+        END;
+        CREATE TRIGGER chunks_fts_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        END;
+        CREATE TRIGGER chunks_fts_au AFTER UPDATE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
+        END;
+        INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+        """
+    )
+
+
+def _m003_partition_index(db: sqlite_utils.Database) -> None:
+    db["documents"].create_index(["partition"])
+    db["documents"].create_index(["source"])
+
+
+MIGRATIONS = [_m001_initial, _m002_lexical_index, _m003_partition_index]
+_WORD = re.compile(r"\w+", re.UNICODE)
+_BATCH = 500  # ids per SELECT … IN (…)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chunk_id(source: str, position: int, hash_: str) -> str:
+    """Deterministic: the same file content always yields the same ids (idempotent upserts)."""
+    return hashlib.sha256(f"{source}\0{position}\0{hash_}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    id: str
+    text: str
+    source: str
+    relpath: str
+    partition: str
+    title: str
+    date: str
+    position: int
+
+
+@dataclass(frozen=True)
+class LexicalFilter:
+    """A query's filters, for the lexical index (the vector index gets them as `where`)."""
+
+    partitions: tuple[str, ...] = ()
+    since_ts: int | None = None
+    sources: tuple[str, ...] = ()
+
+
+# English function words dropped from lexical queries: OR-ing them made BM25 score most of the
+# corpus ("how do I …") and doubled the FTS5 cost at 9k chunks (docs/benchmarks.md, issue 10).
+# Only the query is filtered; the index keeps every word, so a phrase of stop words still works.
+_STOP_WORDS = """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves
+"""
+STOP_WORDS = frozenset(_STOP_WORDS.split())
+
+
+def fts_query(text: str) -> str:
+    """Any user text as a safe FTS5 query: its content words, quoted, OR-ed (BM25 ranks them).
+
+    Stop words are dropped unless the question has nothing else ("what is it" still matches).
+    """
+    words = dict.fromkeys(w.lower() for w in _WORD.findall(text) if len(w) > 1)
+    content = [w for w in words if w not in STOP_WORDS]
+    return " OR ".join(f'"{w}"' for w in (content or words))
+
+
+@dataclass(frozen=True)
+class FileState:
+    mtime_ns: int
+    size: int
+    content_hash: str
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn: sqlite3.Connection = connect(path, MIGRATIONS, "catalogue")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- meta ---------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str = "") -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def version(self) -> int:
+        """Bumped by every change to the chunk set; caches and the index key on it."""
+        return int(self.get_meta("version", "0"))
+
+    # -- ingest side --------------------------------------------------------------------
+    def file_states(self) -> dict[str, FileState]:
+        rows = self.conn.execute("SELECT path, mtime_ns, size, content_hash FROM documents")
+        return {p: FileState(m, s, h) for p, m, s, h in rows}
+
+    def touch(self, path: str, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content did not change."""
+        self.conn.execute("UPDATE documents SET mtime_ns = ? WHERE path = ?", (mtime_ns, path))
+
+    @staticmethod
+    def chunk_rows(doc: Document, chunks: Sequence[Chunk]) -> list[tuple]:
+        """The `chunks` rows a document's chunks become (ids are deterministic)."""
+        rows = []
+        for ch in chunks:
+            h = text_hash(ch.text)
+            rows.append(
+                (
+                    chunk_id(doc.ref.source, ch.position, h),
+                    str(doc.ref.path),
+                    ch.position,
+                    ch.text,
+                    h,
+                    ch.n_tokens,
+                    ch.start,
+                    ch.end,
+                )
+            )
+        return rows
+
+    def _ids_of(self, path: str) -> set[str]:
+        return {
+            r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_path = ?", (path,))
+        }
+
+    def plan(
+        self, replaced: Sequence[tuple[Document, Sequence[Chunk]]], removed: Iterable[str]
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """What `apply` would change, without changing it: ((id, text) added, ids deleted)."""
+        added: list[tuple[str, str]] = []
+        deleted: list[str] = []
+        for path in removed:
+            deleted += sorted(self._ids_of(path))
+        for doc, chunks in replaced:
+            old = self._ids_of(str(doc.ref.path))
+            rows = self.chunk_rows(doc, chunks)
+            added += [(r[0], r[3]) for r in rows if r[0] not in old]
+            deleted += sorted(old - {r[0] for r in rows})
+        return added, deleted
+
+    def apply(
+        self,
+        replaced: Sequence[tuple[Document, Sequence[Chunk]]],
+        removed: Iterable[str],
+        embedder_id: str,
+        index_follows: bool = False,
+    ) -> bool:
+        """Replace documents' chunks and drop removed documents in ONE transaction; bump the
+        version if the chunk set changed. With `index_follows`, the index is recorded as
+        reflecting the new version in the same transaction (its caller has already added the
+        new chunks to it). Returns whether anything changed."""
+        now = time.time()
+        changed = False
+        with transaction(self.conn) as c:
+            for path in removed:
+                changed |= bool(self._ids_of(path))
+                c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
+                c.execute("DELETE FROM documents WHERE path = ?", (path,))
+            for doc, chunks in replaced:
+                path = str(doc.ref.path)
+                old = self._ids_of(path)
+                rows = self.chunk_rows(doc, chunks)
+                changed |= old != {r[0] for r in rows}
+                c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
+                c.execute(
+                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        path,
+                        doc.ref.source,
+                        doc.ref.relpath,
+                        doc.ref.partition,
+                        doc.title,
+                        doc.date,
+                        doc.date_ts,
+                        doc.mtime_ns,
+                        doc.size,
+                        doc.content_hash,
+                        len(chunks),
+                        now,
+                    ),
+                )
+                c.executemany("INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?)", rows)
+            if changed:
+                self.set_meta("version", str(self.version + 1))
+                if index_follows:
+                    self.set_meta("index.version", str(self.version))
+            self.set_meta("embedder", embedder_id)
+        return changed
+
+    # -- read side ----------------------------------------------------------------------
+    def chunks(self, ids: Sequence[str]) -> dict[str, ChunkRecord]:
+        out: dict[str, ChunkRecord] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = list(ids[i : i + _BATCH])
+            rows = self.conn.execute(
+                "SELECT c.id, c.text, d.source, d.relpath, d.partition, d.title, d.date, c.position"
+                " FROM chunks c JOIN documents d ON d.path = c.doc_path"
+                f" WHERE c.id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            out.update((r[0], ChunkRecord(*r)) for r in rows)
+        return out
+
+    def lexical_search(
+        self, question: str, k: int, where: LexicalFilter = LexicalFilter()
+    ) -> list[tuple[str, float]]:
+        """Top-k chunks by BM25 (best first); the score is -bm25, higher is better."""
+        match = fts_query(question)
+        if not match:
+            return []
+        sql = [
+            "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts",
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid",
+            "JOIN documents d ON d.path = c.doc_path WHERE chunks_fts MATCH ?",
+        ]
+        args: list[object] = [match]
+        if where.partitions:
+            sql.append(f"AND d.partition IN ({','.join('?' * len(where.partitions))})")
+            args += where.partitions
+        if where.since_ts is not None:
+            sql.append("AND d.date_ts >= ?")
+            args.append(where.since_ts)
+        if where.sources:
+            sql.append(f"AND d.source IN ({','.join('?' * len(where.sources))})")
+            args += where.sources
+        sql.append("ORDER BY bm25(chunks_fts) LIMIT ?")
+        args.append(k)
+        return [(cid, float(score)) for cid, score in self.conn.execute(" ".join(sql), args)]
+
+    def paths_by_source(self, sources: Sequence[str]) -> list[tuple[str, str]]:
+        """(path, source) of the documents shown as any of `sources`."""
+        out: list[tuple[str, str]] = []
+        for i in range(0, len(sources), _BATCH):
+            part = list(sources[i : i + _BATCH])
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT path, source FROM documents WHERE source IN ({marks})"
+            out += self.conn.execute(sql, part).fetchall()
+        return out
+
+    def known_ids(self, ids: set[str]) -> set[str]:
+        """The subset of `ids` that are chunks of the catalogue."""
+        out: set[str] = set()
+        items = sorted(ids)
+        for i in range(0, len(items), _BATCH):
+            part = items[i : i + _BATCH]
+            marks = ",".join("?" * len(part))
+            out.update(
+                r[0]
+                for r in self.conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)
+            )
+        return out
+
+    def chunk_partitions(self, ids: Sequence[str]) -> dict[str, str]:
+        """The partition of each chunk id the catalogue knows."""
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = list(ids[i : i + _BATCH])
+            out.update(
+                self.conn.execute(
+                    "SELECT c.id, d.partition FROM chunks c JOIN documents d ON d.path = c.doc_path"
+                    f" WHERE c.id IN ({','.join('?' * len(part))})",
+                    part,
+                )
+            )
+        return out
+
+    def partition_names(self) -> set[str]:
+        """Partitions that hold documents (cheap: an index on documents.partition)."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT partition FROM documents")}
+
+    def chunk_texts(self) -> list[tuple[str, str]]:
+        """(id, text) of every chunk, in id order."""
+        return self.conn.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+
+    def chunk_metadata(self, ids: Sequence[str]) -> list[dict[str, str | int]]:
+        """What the index stores beside each vector, for filtering."""
+        rows: dict[str, dict[str, str | int]] = {}
+        for i in range(0, len(ids), _BATCH):
+            part = list(ids[i : i + _BATCH])
+            for cid, partition, source, date_ts in self.conn.execute(
+                "SELECT c.id, d.partition, d.source, d.date_ts FROM chunks c"
+                " JOIN documents d ON d.path = c.doc_path"
+                f" WHERE c.id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                rows[cid] = {"partition": partition, "source": source, "date_ts": date_ts}
+        return [rows[i] for i in ids]
+
+    def sources(self) -> list[tuple[str, str]]:
+        """(source, relpath) of every document."""
+        return self.conn.execute("SELECT source, relpath FROM documents ORDER BY source").fetchall()
+
+    def counts(self) -> dict[str, int]:
+        docs = self.conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return {"documents": docs, "chunks": chunks}
+
+    def partitions(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT d.partition, count(c.id) FROM documents d LEFT JOIN chunks c "
+            "ON c.doc_path = d.path GROUP BY d.partition ORDER BY d.partition"
+        )
+        return dict(rows.fetchall())
+
+    def digest(self) -> str:
+        """Hash over sorted chunk ids and their text hashes: equal digests, equal indexes."""
+        h = hashlib.sha256()
+        for cid, th in self.conn.execute("SELECT id, text_hash FROM chunks ORDER BY id"):
+            h.update(f"{cid}:{th}\n".encode())
+        return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Documents in: discovery, reading, token chunking and the ingest run."""

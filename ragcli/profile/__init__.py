@@ -1,0 +1,1 @@
+"""`ragcli profile`: timed runs, statistics, budgets, OpenTelemetry, remote, rendering."""

@@ -1,0 +1,1 @@
+"""OpenAI-compatible servers: endpoints, hedging, failover, tokens."""

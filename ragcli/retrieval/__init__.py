@@ -1,0 +1,1 @@
+"""The request path: one async pipeline from question to streamed answer, and the prompt."""

@@ -1,0 +1,1 @@
+"""`ragcli serve`: the pipeline behind an OpenAI-compatible HTTP API, its metrics and client."""

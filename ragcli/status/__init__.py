@@ -1,0 +1,1 @@
+"""`ragcli status`: what a data directory holds and what is wrong with it."""

@@ -1,0 +1,177 @@
+"""`ragcli status`: what a data directory holds, what is wrong with it, and a digest to
+compare two of them. Stdlib only: it never imports chromadb, so it stays fast."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragcli.caches.sqlite import open_cache_db
+from ragcli.core.datadir import DataDir
+from ragcli.core.db import LOW_SPACE, DatabaseError, ReadOnlyError, free_bytes, writable
+from ragcli.index import indexing
+from ragcli.index.catalog import Catalog
+
+if TYPE_CHECKING:
+    from ragcli.core.config import Settings
+
+EMPTY_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of b""
+_CACHE_TABLES = (("embeddings", "embeddings"), ("retrievals", "retrievals"), ("answers", "answers"))
+
+
+def _chroma_collections(path: Path) -> set[str] | None:
+    """Collection names from Chroma's own SQLite file, read-only; None if unreadable."""
+    db = path / "chroma.sqlite3"
+    if not db.is_file():
+        return None
+    # A write cut short (a kill, a full disk) leaves a hot journal that a read-only connection
+    # cannot roll back; a read-write one does, exactly as Chroma's next open would.
+    for uri in (f"file:{db}?mode=ro", f"file:{db}?mode=rw"):
+        try:
+            conn = sqlite3.connect(uri, uri=True)
+            try:
+                return {r[0] for r in conn.execute("SELECT name FROM collections")}
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue
+    return None
+
+
+def _server_problem(url: str, info: indexing.IndexInfo) -> str | None:
+    """The index on a Chroma server: reachable, and holding every collection of the index."""
+    from ragcli.index.chroma_http import missing_collections
+
+    try:
+        missing = missing_collections(url, info.collections())
+    except (OSError, ValueError) as exc:
+        return f"cannot reach the Chroma server at {url}: {exc}"
+    if missing:
+        return (
+            f"the Chroma server at {url} lacks {len(missing)} of this index's collections: "
+            "run `ragcli index --rebuild`"
+        )
+    return None
+
+
+def _index_problem(
+    dirs: DataDir, info: indexing.IndexInfo, catalog: Catalog, chroma_url: str = ""
+) -> str | None:
+    if chroma_url:
+        problem = _server_problem(chroma_url, info)
+        if problem:
+            return problem
+    else:
+        names = _chroma_collections(dirs.chroma)
+        if names is None or not set(info.collections()) <= names:
+            return "the vector index is missing or unreadable: run `ragcli index --rebuild`"
+    if catalog.get_meta(indexing.PENDING):
+        return "an ingest was interrupted: run `ragcli index` (or the same ingest) to finish it"
+    if info.version != catalog.version:
+        return "the index is behind the catalogue: run `ragcli index`"
+    return None
+
+
+def _redis_counts(url: str, empty: dict[str, int]) -> tuple[dict[str, int], str | None]:
+    """Entries per cache on Redis, or a problem line if it cannot be read."""
+    from ragcli.caches.redis_backend import RedisCaches
+    from ragcli.core.errors import RagcliError
+
+    try:
+        redis = RedisCaches(url)
+        try:
+            stats = redis.stats()
+        finally:
+            redis.close()
+    except RagcliError as exc:
+        return empty, str(exc)
+    names = {"embeddings": "embedding", "retrievals": "retrieval", "answers": "answer"}
+    return {key: int(stats[name]["entries"] or 0) for key, name in names.items()}, None
+
+
+def _storage_problems(root: Path) -> list[str]:
+    """A read-only data directory or a (nearly) full disk: what blocks every writer."""
+    out: list[str] = []
+    if not writable(root):
+        out.append(
+            f"the data directory {root} is read-only for this user: ragcli cannot ingest or "
+            "answer from it (SQLite and Chroma write lock files even to read); use a writable "
+            "--data-dir"
+        )
+    free = free_bytes(root)
+    if free is not None and free < LOW_SPACE:
+        out.append(
+            f"the disk holding {root} is full ({free // 1024} kB free): free some space, "
+            "then run the interrupted command again"
+        )
+    return out
+
+
+def collect_status(settings: Settings) -> dict[str, Any]:
+    dirs = DataDir(settings.data_dir)
+    problems: list[str] = []
+    out: dict[str, Any] = {
+        "data_dir": str(dirs.root),
+        "documents": 0,
+        "chunks": 0,
+        "partitions": {},
+        "embedder": "",
+        "index_version": 0,
+        "index": None,
+        "cache": {name: 0 for name, _ in _CACHE_TABLES},
+        "digest": EMPTY_DIGEST,
+        "problems": problems,
+    }
+    if not dirs.exists():  # never create a data directory just to describe it
+        problems.append("nothing ingested yet: run `ragcli ingest PATH`")
+        return out
+    problems.extend(_storage_problems(dirs.root))
+    try:
+        catalog = Catalog(dirs.catalog)
+    except ReadOnlyError:
+        return out  # _storage_problems said why
+    except DatabaseError as exc:
+        problems.append(f"{exc}: re-ingest into a fresh --data-dir")
+        return out
+    try:
+        out.update(catalog.counts())
+        out["partitions"] = catalog.partitions()
+        out["embedder"] = catalog.get_meta("embedder")
+        out["index_version"] = catalog.version
+        out["digest"] = catalog.digest()
+        info = indexing.current(catalog)
+        if info:
+            problem = _index_problem(dirs, info, catalog, settings.chroma_url)
+            out["index"] = {
+                "name": info.name,
+                "params": dataclasses.asdict(info.params),
+                "version": info.version,
+                "in_step": problem is None,
+            }
+            if problem:
+                problems.append(problem)
+        elif out["chunks"]:
+            problems.append("there is no vector index: run `ragcli index --rebuild`")
+    finally:
+        catalog.close()
+    if settings.chroma_url:
+        out["chroma_url"] = settings.chroma_url
+    if settings.redis_url:
+        out["cache"], problem = _redis_counts(settings.redis_url, out["cache"])
+        if problem:
+            problems.append(problem)
+    elif dirs.cache.is_file():
+        try:
+            conn = open_cache_db(dirs.cache)
+            try:
+                out["cache"] = {
+                    name: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                    for name, table in _CACHE_TABLES
+                }
+            finally:
+                conn.close()
+        except DatabaseError as exc:
+            problems.append(f"{exc}: run `ragcli cache clear`")
+    return out

@@ -1,0 +1,202 @@
+"""The same retrieval tests on the embedded store and on a real Chroma server (`chroma run`
+on 127.0.0.1, started by tests/conftest.py), plus what only a shared server has: several data
+dirs on one server, a server that is down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragcli.core.config import load_settings
+from ragcli.core.datadir import DataDir
+from ragcli.embedders.local import LocalEmbedder
+from ragcli.index import indexing
+from ragcli.index.catalog import Catalog
+from ragcli.index.store import Store, open_store
+from ragcli.index.tuning import tune_index
+from ragcli.ingest.run import ingest
+from ragcli.retrieval.pipeline import DoneEvent, Pipeline, Query, SourcesEvent
+from tests.conftest import run_ragcli
+from tests.support.servers import free_port
+
+EMB = LocalEmbedder()
+PAGER = "How do I rotate the on-call pager?"
+LEAVE = "How many days of annual leave do employees get?"
+
+
+@pytest.fixture(params=["embedded", "server"])
+def chroma_url(request: pytest.FixtureRequest) -> str:
+    """'' for the data dir's embedded index, else the session's Chroma server."""
+    return request.getfixturevalue("chroma_server").url if request.param == "server" else ""
+
+
+def _settings(home: Path, chroma_url: str, **kw: Any):
+    return load_settings({"data_dir": home, "chroma_url": chroma_url, **kw}, environ={})
+
+
+def _ingest(home: Path, corpus: Path, chroma_url: str) -> None:
+    asyncio.run(ingest([corpus], _settings(home, chroma_url), EMB))
+
+
+def _ask(home: Path, chroma_url: str, query: Query) -> tuple[list[str], str]:
+    """(sources in rank order, answer) with every cache off: the store answers."""
+
+    async def go() -> tuple[list[str], str]:
+        p = Pipeline(_settings(home, chroma_url, no_cache="all", retrieval="dense"))
+        p.embedder = EMB
+        sources, answer = [], ""
+        try:
+            async for ev in p.ask(query):
+                if isinstance(ev, SourcesEvent):
+                    sources = [s.chunk.source for s in sorted(ev.sources, key=lambda s: s.rank)]
+                elif isinstance(ev, DoneEvent):
+                    answer = ev.answer
+        finally:
+            p.close()
+        return sources, answer
+
+    return asyncio.run(go())
+
+
+def _index_matches_catalog(home: Path, chroma_url: str) -> None:
+    """Every collection of the index holds exactly the catalogue's chunks."""
+    catalog = Catalog(DataDir(home).catalog)
+    try:
+        info = indexing.current(catalog)
+        assert info is not None and not catalog.get_meta(indexing.PENDING)
+        want = {cid for cid, _ in catalog.chunk_texts()}
+        partition_of = catalog.chunk_partitions(sorted(want))
+    finally:
+        catalog.close()
+    store = open_store(_settings(home, chroma_url))
+    assert store.ids(info.name) == want
+    for partition, collection in info.partitions.items():
+        mine = {cid for cid, p in partition_of.items() if p == partition}
+        assert store.ids(collection) == mine, partition
+
+
+def test_ask_finds_the_right_source(home: Path, corpus: Path, chroma_url: str) -> None:
+    _ingest(home, corpus, chroma_url)
+    sources, answer = _ask(home, chroma_url, Query(PAGER))
+    assert sources[0].endswith("ops/pager.md") and "Hand Over" in answer
+    sources, _ = _ask(home, chroma_url, Query(LEAVE, partitions=("hr",)))
+    assert sources[0].endswith("hr/leave.md")
+    assert all("/hr/" in s for s in sources)  # the partition's own collection
+    _index_matches_catalog(home, chroma_url)
+
+
+def test_reingest_after_change_and_removal_converges(
+    home: Path, corpus: Path, chroma_url: str
+) -> None:
+    _ingest(home, corpus, chroma_url)
+    pager = corpus / "ops" / "pager.md"
+    pager.write_text(pager.read_text().replace("before 10:00 UTC on Monday", "after lunch"))
+    (corpus / "hr" / "notes.txt").unlink()
+    _ingest(home, corpus, chroma_url)
+    _index_matches_catalog(home, chroma_url)
+    sources, answer = _ask(home, chroma_url, Query(PAGER))
+    assert "after lunch" in answer and "10:00 UTC" not in answer
+    sources, _ = _ask(home, chroma_url, Query("When does payroll run?"))
+    assert not any(s.endswith("notes.txt") for s in sources)
+
+
+def test_rebuild_switches_to_new_collections(home: Path, corpus: Path, chroma_url: str) -> None:
+    _ingest(home, corpus, chroma_url)
+    settings = _settings(home, chroma_url)
+    catalog = Catalog(DataDir(home).catalog)
+    before = indexing.current(catalog)
+    catalog.close()
+    report = asyncio.run(tune_index(settings, {"m": 8}, rebuild=False, recall_queries=5))
+    assert report["rebuilt"] and report["params"]["m"] == 8 and report["recall_at_10"] == 1.0
+    assert (report["disk_bytes"] is None) == bool(chroma_url)
+    catalog = Catalog(DataDir(home).catalog)
+    after = indexing.current(catalog)
+    catalog.close()
+    assert before is not None and after is not None and after.name != before.name
+    names = set(open_store(settings).names())
+    assert set(after.collections()) <= names
+    assert not set(before.collections()) & names  # the old index is gone
+    _index_matches_catalog(home, chroma_url)
+    assert _ask(home, chroma_url, Query(PAGER))[0][0].endswith("ops/pager.md")
+
+
+def test_interrupted_ingest_is_reconciled(home: Path, corpus: Path, chroma_url: str) -> None:
+    """`index.pending` left set, the index missing chunks: `index` repairs it on either store."""
+    _ingest(home, corpus, chroma_url)
+    catalog = Catalog(DataDir(home).catalog)
+    info = indexing.current(catalog)
+    assert info is not None
+    catalog.set_meta(indexing.PENDING, "1")
+    catalog.close()
+    store = open_store(_settings(home, chroma_url))
+    gone = sorted(store.ids(info.name))[:2]
+    store.delete(info.name, gone)
+    asyncio.run(tune_index(_settings(home, chroma_url), {}, rebuild=False, recall_queries=0))
+    _index_matches_catalog(home, chroma_url)
+
+
+def test_status_digest_is_the_same_on_both_stores(
+    tmp_path: Path, corpus: Path, chroma_server: Any
+) -> None:
+    out = {}
+    for name, url in (("embedded", ""), ("server", chroma_server.url)):
+        home = tmp_path / name
+        extra = {"RAGCLI_CHROMA_URL": url} if url else {}
+        assert run_ragcli(home, "ingest", str(corpus), **extra).returncode == 0
+        proc = run_ragcli(home, "status", "--json", **extra)
+        assert proc.returncode == 0, proc.stderr
+        out[name] = json.loads(proc.stdout)
+    for report in out.values():
+        assert report["problems"] == [] and report["index"]["in_step"]
+    assert out["embedded"]["digest"] == out["server"]["digest"]
+    assert out["embedded"]["chunks"] == out["server"]["chunks"] > 0
+    assert out["server"]["chroma_url"] == chroma_server.url
+    assert not (tmp_path / "server" / "chroma").exists()  # nothing embedded was made
+
+
+def test_two_data_dirs_share_a_server_without_collisions(
+    tmp_path: Path, corpus: Path, chroma_server: Any
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    _ingest(a, corpus, chroma_server.url)
+    _ingest(b, corpus, chroma_server.url)
+    asyncio.run(tune_index(_settings(b, chroma_server.url), {}, rebuild=True, recall_queries=0))
+    names = {}
+    for home in (a, b):
+        catalog = Catalog(DataDir(home).catalog)
+        names[home] = catalog.get_meta(indexing.NAMESPACE)
+        catalog.close()
+    assert names[a] and names[b] and names[a] != names[b]
+    # b's rebuild dropped its own old collections, never a's
+    _index_matches_catalog(a, chroma_server.url)
+    assert _ask(a, chroma_server.url, Query(PAGER))[0][0].endswith("ops/pager.md")
+
+
+def test_status_reports_a_collection_missing_on_the_server(
+    home: Path, corpus: Path, chroma_server: Any
+) -> None:
+    _ingest(home, corpus, chroma_server.url)
+    catalog = Catalog(DataDir(home).catalog)
+    info = indexing.current(catalog)
+    catalog.close()
+    assert info is not None
+    Store(url=chroma_server.url).drop(info.name)
+    proc = run_ragcli(home, "status", "--json", RAGCLI_CHROMA_URL=chroma_server.url)
+    report = json.loads(proc.stdout)
+    assert not report["index"]["in_step"]
+    assert any("lacks 1 of this index's collections" in p for p in report["problems"])
+
+
+def test_unreachable_chroma_server_is_one_line(home: Path, corpus: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = run_ragcli(home, "--chroma-url", url, "ingest", str(corpus))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ragcli: error: cannot reach the Chroma server")
+    assert url in lines[0] and "Traceback" not in proc.stderr
+    bad = run_ragcli(home, "--chroma-url", "localhost:8000", "status")
+    assert bad.returncode == 2 and "use http://HOST:PORT" in bad.stderr
