@@ -44,11 +44,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from ragcli.core.datadir import DataDir  # noqa: E402
+from ragcli.core.records import Chunk, Document, FileRef  # noqa: E402
 from ragcli.index import indexing  # noqa: E402
 from ragcli.index.catalog import Catalog, chunk_id, text_hash  # noqa: E402
 from ragcli.index.store import HnswParams, Store  # noqa: E402
-from ragcli.ingest.chunking import Chunk  # noqa: E402
-from ragcli.ingest.documents import Document, FileRef  # noqa: E402
 
 DIMS = 384  # the local embedder's (all-MiniLM-L6-v2)
 ANISOTROPY = 0.4  # weight of the direction every centre shares

@@ -25,7 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ragcli.ingest.documents import FileRef, Skipped, discover, load  # noqa: E402
+from ragcli.core.records import FileRef  # noqa: E402
+from ragcli.ingest.documents import Skipped, discover, load  # noqa: E402
 
 CORPUS = REPO / "sample_corpus"
 QUESTIONS = REPO / "tests" / "fixtures" / "sample_questions.jsonl"

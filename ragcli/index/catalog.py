@@ -17,8 +17,7 @@ from ragcli.core.db import connect, transaction
 if TYPE_CHECKING:
     import sqlite_utils
 
-    from ragcli.ingest.chunking import Chunk
-    from ragcli.ingest.documents import Document
+    from ragcli.core.records import Chunk, Document
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:

@@ -25,9 +25,8 @@ from ragcli.index.store import HnswParams, Store
 if TYPE_CHECKING:
     import numpy as np
 
+    from ragcli.core.records import Chunk, Document
     from ragcli.index.catalog import Catalog
-    from ragcli.ingest.chunking import Chunk
-    from ragcli.ingest.documents import Document
 
 # Given (chunk id, text) pairs, return their vectors (cache first, embedding what is missing).
 VectorSource = Callable[[Sequence[tuple[str, str]]], Awaitable["np.ndarray"]]

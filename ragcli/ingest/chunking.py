@@ -15,20 +15,12 @@ chunk ids do not move.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+
+from ragcli.core.records import Chunk
 
 _SENTENCE_END = (".", "!", "?", ":", ";")
 SEGMENT_CHARS = 200_000
 _SEPARATORS = ("\n\n", "\n", " ", "\t")
-
-
-@dataclass(frozen=True)
-class Chunk:
-    position: int
-    text: str
-    start: int  # character offsets into the document text
-    end: int
-    n_tokens: int
 
 
 def _break_quality(text: str, spans: Sequence[tuple[int, int]], j: int) -> int:

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ragcli.core.errors import UsageError
+from ragcli.core.records import Document, FileRef
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst", ".html", ".htm"}
 DEFAULT_MAX_FILE_SIZE = 20 * 1024 * 1024
@@ -28,36 +29,6 @@ _READ_ATTEMPTS = 3  # a file still changing after this many reads is skipped for
 # timestamp tick would keep its mtime and size, so it is recorded with mtime 0 and the next
 # run compares its hash (as git does for racily clean files).
 RACY_NS = 2_000_000_000
-
-
-@dataclass(frozen=True)
-class FileRef:
-    """A file found under an ingest root."""
-
-    path: Path  # absolute, resolved
-    root: Path  # the folder the user named (or the file's parent)
-    partition: str
-
-    @property
-    def relpath(self) -> str:
-        return self.path.relative_to(self.root).as_posix()
-
-    @property
-    def source(self) -> str:
-        """Stable display name: the root's folder name + the path below it."""
-        return f"{self.root.name}/{self.relpath}" if self.root.name else self.relpath
-
-
-@dataclass(frozen=True)
-class Document:
-    ref: FileRef
-    text: str
-    title: str
-    date: str  # ISO date: front matter `date:` if given, else the file's mtime
-    date_ts: int
-    content_hash: str  # sha256 of the file's bytes
-    mtime_ns: int
-    size: int
 
 
 @dataclass(frozen=True)

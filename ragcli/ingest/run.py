@@ -18,18 +18,12 @@ from ragcli.caches.backends import open_embedding_cache
 from ragcli.core.datadir import DataDir
 from ragcli.core.db import storage_errors
 from ragcli.core.errors import UsageError
+from ragcli.core.records import Chunk, Document, FileRef
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog
 from ragcli.index.store import HnswParams, StoreError, open_store
-from ragcli.ingest.chunking import Chunk, chunk_long_text
-from ragcli.ingest.documents import (
-    DEFAULT_MAX_FILE_SIZE,
-    Document,
-    FileRef,
-    Skipped,
-    discover,
-    load,
-)
+from ragcli.ingest.chunking import chunk_long_text
+from ragcli.ingest.documents import DEFAULT_MAX_FILE_SIZE, Skipped, discover, load
 from ragcli.retrieval.vectors import Progress, VectorFetcher
 
 if TYPE_CHECKING:

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from ragcli.ingest.documents import FileRef, Skipped, load
-from tests.conftest import REPO, clean_env
-from tests.e2e.test_reliability import (
+from ragcli.core.records import FileRef
+from ragcli.ingest.documents import Skipped, load
+from tests.support.cli import REPO, clean_env
+from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+from tests.support.reliability import (
     SECRET,
     assert_stores_agree,
     remote_env,
@@ -26,7 +28,6 @@ from tests.e2e.test_reliability import (
     status_of,
     write_corpus,
 )
-from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
 
 def one_line_text(n_bytes: int) -> str:

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from ragcli.core.errors import UsageError
-from ragcli.ingest.documents import Document, FileRef, Skipped, discover, load
+from ragcli.core.records import Document, FileRef
+from ragcli.ingest.documents import Skipped, discover, load
 
 
 def _load_all(root: Path, **kw) -> tuple[list[Document], list[Skipped]]:
