@@ -1,41 +1,26 @@
 """Shared fixtures: a private data directory per test, the ragcli command as a real
-subprocess, and one ingested copy of the sample corpus per session."""
+subprocess (the `ragcli` fixture: tests/e2e/ only), one ingested copy of the sample corpus per
+session, and real Chroma and Redis servers."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "sample_corpus"
-QUESTIONS = REPO / "tests" / "fixtures" / "sample_questions.jsonl"
-
-Run = Callable[..., subprocess.CompletedProcess]
-
-
-def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a user with no API key and no ragcli settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCLI_", "OPENAI_"))}
-    env.update({"RAGCLI_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "120"}, **extra)
-    return env
-
-
-def run_ragcli(home: Path, *args: str, cwd: Path | None = None, **extra: str):
-    return subprocess.run(
-        [sys.executable, "-m", "ragcli", *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(home, **extra),
-        cwd=cwd or REPO,
-        timeout=300,
-    )
+# Re-exported for modules that still import them from here; their home is tests/support/cli.py.
+from tests.support.cli import (  # noqa: F401
+    QUESTIONS,
+    REPO,
+    SAMPLE,
+    Run,
+    clean_env,
+    copy_sample,
+    run_ragcli,
+)
 
 
 @pytest.fixture
@@ -83,11 +68,6 @@ def corpus(tmp_path: Path) -> Path:
     )
     (root / "hr" / "notes.txt").write_text("Payroll runs on the 25th of every month.\n")
     return root
-
-
-def copy_sample(dest: Path) -> Path:
-    shutil.copytree(SAMPLE, dest)
-    return dest
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Run, clean_env, run_ragcli
+from tests.support.cli import REPO, Run, clean_env, ragcli_and_modules, run_ragcli
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
 
@@ -169,42 +168,6 @@ def test_data_dir_flag_beats_environment(ragcli: Run, corpus: Path, tmp_path: Pa
 
 
 # -- what a process imported, seen from inside it --------------------------------------------
-_RUN_AND_LIST_MODULES = (
-    "import runpy, sys\n"
-    "out = sys.argv[1]\n"
-    "sys.argv = ['ragcli', *sys.argv[2:]]\n"
-    "code = 0\n"
-    "try:\n"
-    "    runpy.run_module('ragcli', run_name='__main__', alter_sys=True)\n"
-    "except SystemExit as exc:\n"
-    "    code = exc.code\n"
-    "with open(out, 'w') as f:\n"
-    "    f.write('\\n'.join(sorted(sys.modules)))\n"
-    "sys.exit(code)\n"
-)
-
-
-def ragcli_and_modules(
-    home: Path, *args: str, **env: str
-) -> tuple[subprocess.CompletedProcess, set[str]]:
-    """`python -m ragcli ARGS` in a fresh interpreter (cwd: the repository, as the `ragcli`
-    fixture runs it); also every module that process had imported when it finished."""
-    fd, name = tempfile.mkstemp(prefix="modules-", suffix=".txt", dir=home.parent)
-    os.close(fd)
-    out = Path(name)
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUN_AND_LIST_MODULES, str(out), *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(home, **env),
-        cwd=REPO,
-        timeout=300,
-    )
-    modules = out.read_text().split()
-    out.unlink()
-    return proc, {m.split(".")[0] for m in modules}
-
-
 def test_an_answer_cache_hit_on_sqlite_imports_neither_chromadb_onnxruntime_nor_openai(
     sample_home: Path, tmp_path: Path
 ) -> None:

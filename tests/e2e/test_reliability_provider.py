@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.e2e.test_reliability import SECRET, remote_env, run_home, status_of, write_corpus
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+from tests.support.reliability import SECRET, remote_env, run_home, status_of, write_corpus
 
 HANG_S = 60.0  # the server's silence: far longer than the client may wait
 TIMEOUT = "1"  # RAGCLI_PROVIDER_TIMEOUT, seconds

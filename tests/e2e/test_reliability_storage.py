@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, clean_env
-from tests.e2e.test_reliability import (
+from tests.support.cli import REPO, clean_env
+from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+from tests.support.reliability import (
     SECRET,
     assert_stores_agree,
     remote_env,
@@ -30,7 +31,6 @@ from tests.e2e.test_reliability import (
     status_of,
     write_corpus,
 )
-from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
 # An unprivileged user that may still read (and traverse) everything: the interpreter lives
 # under /root here, and the test's tmp dirs are private. Writes follow the permissions.

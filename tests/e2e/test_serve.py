@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,41 +12,11 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import REPO, Run, clean_env
+from tests.support.cli import Run
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, wait_for
+from tests.support.serve import Served
 
 Q = "How do I rotate the on-call pager?"
-
-
-class Served:
-    def __init__(self, home: Path, *args: str, **env: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ragcli", "serve", "--port", "0", *args],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            cwd=REPO,
-            env=clean_env(home, **env),
-        )
-        line = self.proc.stderr.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", line)
-        assert match, line + self.proc.stderr.read()
-        self.root = match.group(1)
-        self.url = self.root + "/v1"
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
-    def listening(self) -> bool:
-        """Whether the server still accepts connections (uvicorn stops at once on SIGTERM,
-        before it waits for the requests in flight)."""
-        port = int(self.root.rsplit(":", 1)[1])
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()
-        except OSError:
-            return False
-        return True
 
 
 def content(lines: list[str]) -> str:
