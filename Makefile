@@ -48,9 +48,16 @@ test-slow: install
 reliability: install  # the full kill suite and the 50 MB file (docs/reliability.md)
 	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/e2e/test_reliability.py tests/e2e/test_reliability_inputs.py
 
+# Lint: ruff (rules and format) and mypy over ragcli/ (settings in pyproject.toml [tool.mypy]).
+# The import rules (what may import what) are a test: tests/unit/test_architecture.py.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy ragcli
+
+.PHONY: typecheck
+typecheck: install
+	$(BIN)/mypy ragcli
 
 format: install
 	$(BIN)/ruff format .
