@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -171,16 +169,7 @@ def test_attributes():
     assert (e.model_id, e.dimensions, e.max_tokens) == ("all-MiniLM-L6-v2", 384, 256)
 
 
-# -- import cost and model files -------------------------------------------------------
-
-
-def test_module_import_is_cheap():
-    code = (
-        "import sys, ragcli.embedders.local, ragcli.embedders.model_files; "
-        "print(sorted(m for m in ('numpy', 'onnxruntime', 'tokenizers') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+# -- model files (import cost and the command line: tests/e2e/test_embedders.py) ---------
 
 
 def test_weights_are_installed_and_verified():
@@ -226,12 +215,3 @@ def test_install_into_another_directory(tmp_path):
     assert path.stat().st_ino == inode
     vec = LocalEmbedder(model_dir=dest).embed([REF_TEXTS[0]])
     assert cosines(vec, REF_VECTORS[:1])[0] >= 0.99999
-
-
-def test_cli_entry_point():
-    out = subprocess.run(
-        [sys.executable, "-m", "ragcli.embedders.model_files", "check"],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr

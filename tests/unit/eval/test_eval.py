@@ -1,77 +1,24 @@
-"""`ragcli eval` (issue 10): metrics checked by hand, the relevance-set readers, the --min gate,
-the shipped evaluation set, and the lexical index (FTS5) against the vector index through
-ingests, re-ingests, removals and killed ingests. Real SQLite, Chroma and model throughout."""
+"""Evaluation in-process (issue 10): metrics checked by hand, the relevance-set readers, sweep
+and minimum parsing, the FTS5 query. `ragcli eval` and the lexical index against the vector
+index through real processes: tests/e2e/test_eval.py."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ragcli.core.errors import EXIT_QUALITY, EXIT_USAGE
 from ragcli.eval import metrics
-from ragcli.eval.evaluation import RESTORE_FILE, parse_minimums, parse_sweeps
+from ragcli.eval.evaluation import parse_minimums, parse_sweeps
 from ragcli.eval.relevance import RelevanceError, detect_format, load_set, read_trec_run
-from tests.conftest import REPO, clean_env, run_ragcli
-
-SHIPPED = REPO / "eval" / "sample_corpus"
-
-# -- a toy set, worked out by hand ----------------------------------------------------------
-# Judgements (TREC qrels: qid iter docid grade). q4 judges nothing relevant: it is skipped.
-TOY_QRELS = """\
-q1 0 d1 2
-q1 0 d2 1
-q1 0 d3 0
-q2 0 d4 1
-q3 0 d5 1
-q3 0 d6 3
-q4 0 d1 0
-"""
-TOY_QUERIES = "q1\tfirst question\nq2\tsecond question\nq3\tthird question\nq4\tfourth question\n"
-# The run, written out of order on purpose: trec_eval orders by score, not by line or rank.
-# q1 → d3 d1 d7 d2; q2 → x1 … x10 then d4 at rank 11; q3 → d6 d5.
-TOY_RUN = (
-    "q1 Q0 d1 2 8.0 toy\nq1 Q0 d3 1 9.0 toy\nq1 Q0 d7 3 7.0 toy\nq1 Q0 d2 4 6.0 toy\n"
-    + "".join(f"q2 Q0 x{i} {i} {20 - i}.0 toy\n" for i in range(1, 11))
-    + "q2 Q0 d4 11 1.0 toy\nq3 Q0 d5 2 2.5 toy\nq3 Q0 d6 1 3.0 toy\n"
-)
-# By hand (gain = grade, discount = log2(rank + 1); log2 3 = 1.58496, log2 5 = 2.32193):
-# q1: ranking d3(0) d1(2) d7(-) d2(1); relevant {d1, d2}
-#     recall@1 = 0, recall@3 = 1/2, recall@5 = recall@10 = 2/2 = 1; hit@1 = 0, hit@3 = 1
-#     MRR@10 = 1/2 (d1 at rank 2)
-#     DCG@10 = 2/log2 3 + 1/log2 5 = 1.26186 + 0.43068 = 1.69254
-#     ideal  = 2/log2 2 + 1/log2 3 = 2 + 0.63093 = 2.63093 → nDCG@10 = 0.64332
-#     nDCG@3 = (2/log2 3) / 2.63093 = 0.47962
-# q2: d4 is at rank 11, beyond every cut of 10: all metrics 0
-# q3: ranking d6(3) d5(1) = the ideal order: recall@1 = 1/2, recall@3 = 1, hit@1 = 1,
-#     MRR@10 = 1, nDCG@10 = 1
-# Means over the 3 scored queries:
-TOY_EXPECTED = {
-    "recall@1": (0 + 0 + 0.5) / 3,  # 0.16667
-    "recall@3": (0.5 + 0 + 1) / 3,  # 0.5
-    "recall@5": (1 + 0 + 1) / 3,  # 0.66667
-    "recall@10": (1 + 0 + 1) / 3,
-    "hit@1": (0 + 0 + 1) / 3,  # 0.33333
-    "hit@3": (1 + 0 + 1) / 3,  # 0.66667
-    "mrr@10": (0.5 + 0 + 1) / 3,  # 0.5
-    "ndcg@3": (0.47962 + 0 + 1) / 3,  # 0.49321
-    "ndcg@10": (0.64332 + 0 + 1) / 3,  # 0.54777
-}
+from tests.support.cli import REPO
+from tests.support.eval_sets import SHIPPED, TOY_EXPECTED, write_toy
 
 
 @pytest.fixture
 def toy(tmp_path: Path) -> Path:
-    folder = tmp_path / "toy"
-    folder.mkdir()
-    (folder / "qrels.txt").write_text(TOY_QRELS)
-    (folder / "queries.tsv").write_text(TOY_QUERIES)
-    (folder / "run.txt").write_text(TOY_RUN)
-    return folder
+    return write_toy(tmp_path / "toy")
 
 
 def test_metrics_match_the_hand_computed_values(toy: Path) -> None:
@@ -89,16 +36,6 @@ def test_metrics_match_the_hand_computed_values(toy: Path) -> None:
     mean = metrics.mean(rows)
     for name, value in TOY_EXPECTED.items():
         assert mean[name] == pytest.approx(value, abs=1e-5), name
-
-
-def test_cli_scores_a_trec_run_file(toy: Path, home: Path) -> None:
-    proc = run_ragcli(home, "eval", str(toy), "--run", str(toy / "run.txt"), "--json")
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    doc = report["configurations"][0]["document"]
-    for name, value in TOY_EXPECTED.items():
-        assert doc[name] == pytest.approx(value, abs=1e-4), name
-    assert report["set"]["skipped_queries"] == 1
 
 
 def test_chunk_and_document_level_by_hand() -> None:
@@ -194,21 +131,6 @@ def test_malformed_beir_and_trec_layouts(tmp_path: Path) -> None:
         load_set(lonely)
 
 
-def test_cli_errors_are_one_line(tmp_path: Path, home: Path) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text("{oops\n")
-    for args in (
-        [str(bad)],
-        [str(SHIPPED), "--sweep", "ef_search=0"],
-        [str(SHIPPED), "--sweep", "colour=red"],
-        [str(SHIPPED), "--min", "ndcg@10=high"],
-        [str(SHIPPED), "--format", "xml"],
-    ):
-        proc = run_ragcli(home, "eval", *args)
-        assert proc.returncode == EXIT_USAGE, (args, proc.stderr)
-        assert proc.stderr.startswith("ragcli: error:") and proc.stderr.count("\n") == 1
-
-
 def test_sweep_and_minimum_parsing() -> None:
     sweeps = parse_sweeps(["ef_search=16,64,16", "retrieval=dense,hybrid", "partitions=on,off"])
     assert sweeps == {
@@ -223,220 +145,7 @@ def test_sweep_and_minimum_parsing() -> None:
     ]
 
 
-# -- against a real index ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def eval_home(sample_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the ingested sample corpus: eval changes ef_search during sweeps."""
-    home = tmp_path_factory.mktemp("eval") / "home"
-    shutil.copytree(sample_home, home)
-    return home
-
-
-def _eval(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_ragcli(home, "eval", str(SHIPPED), *args)
-
-
-def test_shipped_set_quality_floor_and_min_gate(eval_home: Path, tmp_path: Path) -> None:
-    svg = tmp_path / "curve.svg"
-    proc = _eval(
-        eval_home,
-        "--sweep", "retrieval=dense,lexical,hybrid",
-        "--min", "ndcg@10=0.85,hit@5=0.95",
-        "--json", "--svg", str(svg),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    rows = {r["config"]["retrieval"]: r for r in report["configurations"]}
-    # Measured on this corpus (all-MiniLM-L6-v2, k=10): document nDCG@10 dense 0.972,
-    # lexical 0.908, hybrid 0.972 (0.958 before stop words left the FTS5 query); the floors
-    # sit just under.
-    assert rows["dense"]["document"]["ndcg@10"] >= 0.95
-    assert rows["lexical"]["document"]["ndcg@10"] >= 0.88
-    assert rows["hybrid"]["document"]["ndcg@10"] >= 0.95
-    for row in rows.values():
-        assert row["queries"] == 40 and row["document"]["hit@10"] == 1.0
-        assert row["chunk"]["ndcg@10"] > 0.6
-        assert row["latency_ms"]["total"]["n"] == 40
-    assert all(m["ok"] for m in report["minimums"])
-    assert report["set"]["missing_documents"] == 0
-    assert svg.read_text().startswith("<svg") and "hybrid" in svg.read_text()
-
-    # The gate fails: exit 6, one line naming the metric under its minimum.
-    proc = _eval(eval_home, "--sweep", "retrieval=lexical", "--min", "ndcg@10=0.5,hit@1=0.99")
-    assert proc.returncode == EXIT_QUALITY
-    assert proc.stderr.count("\n") == 1 and "hit@1 0.8000 < 0.99 (lexical k=10)" in proc.stderr
-    assert "ndcg@10" not in proc.stderr  # that one passed
-    assert "minimum ok: ndcg@10" in proc.stdout and "minimum FAILED: hit@1" in proc.stdout
-
-
-def test_ef_search_sweep_restores_the_index(eval_home: Path) -> None:
-    proc = _eval(
-        eval_home, "--sweep", "ef_search=16,32", "--sweep", "retrieval=dense,lexical",
-        "--sweep", "k=5", "--sweep", "partitions=off,on", "--json",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    labels = [r["label"] for r in report["configurations"]]
-    # ef_search cannot change lexical results: its rows are folded.
-    assert labels == [
-        "dense ef=16 k=5",
-        "dense ef=16 k=5 scoped",
-        "lexical k=5",
-        "lexical k=5 scoped",
-        "dense ef=32 k=5",
-        "dense ef=32 k=5 scoped",
-    ]
-    scoped = [r for r in report["configurations"] if r["config"]["partitions"]]
-    assert all(r["scoped_queries"] == 40 for r in scoped)
-    assert not (eval_home / RESTORE_FILE).exists()
-    assert _collection_ef(eval_home) == {64}
-
-
-@pytest.mark.filterwarnings("ignore:legacy embedding function config:DeprecationWarning")
-def test_ef_search_is_set_on_every_collection_during_the_sweep(eval_home: Path) -> None:
-    from ragcli.eval.evaluation import _ef_search_control
-    from ragcli.index.catalog import Catalog
-
-    catalog = Catalog(eval_home / "catalog.db")
-    try:
-        with _ef_search_control(eval_home, catalog) as set_ef:
-            set_ef(16)
-            assert _collection_ef(eval_home) == {16}  # what a fresh process loads
-            assert json.loads((eval_home / RESTORE_FILE).read_text())["ef_search"] == 64
-    finally:
-        catalog.close()
-    assert _collection_ef(eval_home) == {64} and not (eval_home / RESTORE_FILE).exists()
-
-
-def test_an_interrupted_sweep_is_restored_by_the_next_eval(eval_home: Path) -> None:
-    names = _collections(eval_home)
-    code = (
-        "import sys; from pathlib import Path; from ragcli.index.store import Store\n"
-        "s = Store(Path(sys.argv[1]))\n"
-        "for n in sys.argv[2:]: s.set_ef_search(n, 24)\n"
-    )
-    subprocess.run([sys.executable, "-c", code, str(eval_home / "chroma"), *names], check=True)
-    (eval_home / RESTORE_FILE).write_text(json.dumps({"ef_search": 64, "collections": names}))
-    assert _collection_ef(eval_home) == {24}
-    proc = _eval(eval_home, "--sweep", "retrieval=lexical", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert not (eval_home / RESTORE_FILE).exists()
-    assert _collection_ef(eval_home) == {64}
-
-
-def test_ingest_a_beir_corpus(eval_home: Path, home: Path) -> None:
-    """`--ingest` writes the corpus as files and ingests them: the same chunk texts as
-    ingesting sample_corpus itself (embedded once: cache hits); a second run embeds nothing."""
-    home.mkdir(parents=True)
-    shutil.copy(eval_home / "cache.db", home / "cache.db")  # embeddings: cache hits
-    proc = run_ragcli(home, "eval", str(SHIPPED), "--ingest", "--json", "--k", "5")
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    assert report["ingest"]["files"] == 43 and report["ingest"]["chunks_added"] == 200
-    assert report["configurations"][0]["document"]["ndcg@10"] >= 0.95
-    assert report["ingest"]["embedded"] == 0  # same texts as sample_corpus: cache hits
-    assert _text_hashes(home) == _text_hashes(eval_home)
-    again = json.loads(run_ragcli(home, "eval", str(SHIPPED), "--ingest", "--json").stdout)
-    assert again["ingest"]["embedded"] == 0 and again["ingest"]["chunks_added"] == 0
-
-
-def _text_hashes(home: Path) -> list[str]:
-    conn = sqlite3.connect(home / "catalog.db")
-    try:
-        return sorted(r[0] for r in conn.execute("SELECT text_hash FROM chunks"))
-    finally:
-        conn.close()
-
-
-def test_shipped_set_is_what_its_script_generates() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "make_sample_eval.py"), "--check"],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-
-
-# -- the lexical index equals the vector index ---------------------------------------------------
-def _collections(home: Path) -> list[str]:
-    conn = sqlite3.connect(home / "catalog.db")
-    try:
-        meta = dict(conn.execute("SELECT key, value FROM meta"))
-    finally:
-        conn.close()
-    return [meta["index.name"], *json.loads(meta.get("index.partitions", "{}")).values()]
-
-
-def _chroma(home: Path, code: str, *args: str) -> object:
-    """Run `code` (which prints JSON) in a fresh process: Chroma caches what it loaded."""
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(home / "chroma"), *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(home),
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def _collection_ef(home: Path) -> set[int]:
-    code = (
-        "import json, sys; from pathlib import Path; from ragcli.index.store import Store\n"
-        "s = Store(Path(sys.argv[1]))\n"
-        "print(json.dumps([s._get(n).configuration_json['hnsw']['ef_search'] "
-        "for n in sys.argv[2:]]))\n"
-    )
-    return set(_chroma(home, code, *_collections(home)))  # type: ignore[arg-type]
-
-
-def index_sets(home: Path) -> dict[str, set[str]]:
-    """Chunk ids in the catalogue, in the FTS5 index (read from the index itself, not from
-    its content table) and in Chroma (global collection; partition collections together)."""
-    conn = sqlite3.connect(home / "catalog.db")
-    try:
-        conn.execute(
-            "CREATE VIRTUAL TABLE temp.fts_rows USING fts5vocab(main, chunks_fts, instance)"
-        )
-        rowids = {r[0] for r in conn.execute("SELECT DISTINCT doc FROM temp.fts_rows")}
-        ids = dict(conn.execute("SELECT rowid, id FROM chunks"))
-        # Raises if any indexed row disagrees with the text in `chunks`.
-        conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)")
-        chunks = set(ids.values())
-        fts = {ids.get(r, f"<gone rowid {r}>") for r in rowids}
-    finally:
-        conn.close()
-    names = _collections(home)
-    code = (
-        "import json, sys; from pathlib import Path; from ragcli.index.store import Store\n"
-        "s = Store(Path(sys.argv[1]))\n"
-        "print(json.dumps([sorted(s.ids(n)) for n in sys.argv[2:]]))\n"
-    )
-    found = _chroma(home, code, *names)
-    parts: set[str] = set()
-    for got in found[1:]:  # type: ignore[index]
-        parts.update(got)
-    return {"chunks": chunks, "fts": fts, "chroma": set(found[0]), "partitions": parts}  # type: ignore[index]
-
-
-def assert_in_step(home: Path) -> set[str]:
-    sets = index_sets(home)
-    assert sets["fts"] == sets["chunks"], "FTS5 index differs from the chunks table"
-    assert sets["chroma"] == sets["chunks"], "Chroma differs from the catalogue"
-    assert sets["partitions"] == sets["chunks"], "partition collections differ"
-    return sets["chunks"]
-
-
-def _lexical(home: Path, text: str) -> list[str]:
-    from ragcli.index.catalog import Catalog
-
-    catalog = Catalog(home / "catalog.db")
-    try:
-        return [catalog.chunks([cid])[cid].relpath for cid, _ in catalog.lexical_search(text, 5)]
-    finally:
-        catalog.close()
-
-
+# -- the lexical index (against the vector index: tests/e2e/test_eval.py) ----------------------
 def test_fts_query_drops_stop_words_unless_nothing_else_is_left() -> None:
     from ragcli.index.catalog import fts_query
 
@@ -444,92 +153,3 @@ def test_fts_query_drops_stop_words_unless_nothing_else_is_left() -> None:
     assert fts_query("what is it") == '"what" OR "is" OR "it"'  # nothing but stop words
     assert fts_query('"); DROP TABLE chunks; --') == '"drop" OR "table" OR "chunks"'
     assert fts_query("?!") == ""
-
-
-def test_ask_and_profile_take_retrieval_mode(ragcli, home: Path, corpus: Path) -> None:
-    assert ragcli("ingest", str(corpus)).returncode == 0
-    for mode in ("dense", "lexical", "hybrid"):
-        question = "Which tool pages the on-call engineer?"
-        proc = ragcli("ask", question, "--retrieval", mode, "--json")
-        assert proc.returncode == 0, proc.stderr
-        best = max(json.loads(proc.stdout)["sources"], key=lambda s: s["score"])
-        assert best["source"].endswith("ops/pager.md"), mode
-    proc = ragcli("profile", "Who is on call?", "--retrieval", "lexical", "--runs", "1", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["settings"]["retrieval"] == "lexical"
-    proc = ragcli("ask", "Who is on call?", "--retrieval", "fuzzy")
-    assert proc.returncode == EXIT_USAGE
-    assert proc.stderr.count("\n") == 1 and "unknown retrieval 'fuzzy'" in proc.stderr
-
-
-def test_fts_follows_ingests_reingests_and_removals(ragcli, home: Path, corpus: Path) -> None:
-    assert ragcli("ingest", str(corpus)).returncode == 0
-    first = assert_in_step(home)
-    assert _lexical(home, "PageRelay") == ["ops/pager.md"]
-    (corpus / "ops" / "pager.md").write_text("# Pager\n\nPagerDuty replaced the old tool.\n")
-    (corpus / "ops" / "disk.md").write_text("# Disk\n\nRun the janitor job when disks fill.\n")
-    assert ragcli("ingest", str(corpus)).returncode == 0
-    second = assert_in_step(home)
-    assert second != first and _lexical(home, "PageRelay") == []
-    assert _lexical(home, "janitor") == ["ops/disk.md"]
-    (corpus / "hr" / "notes.txt").unlink()
-    assert ragcli("ingest", str(corpus)).returncode == 0
-    third = assert_in_step(home)
-    assert len(third) < len(second) and _lexical(home, "payroll") == []
-    assert ragcli("ingest", str(corpus)).returncode == 0  # unchanged: nothing moves
-    assert assert_in_step(home) == third
-
-
-# A real ingest process, SIGKILLed at a chosen point of its work.
-KILL = """
-import os, signal, sys
-import ragcli.index.catalog, ragcli.index.store
-cls = {"upsert": ragcli.index.store.Store, "delete": ragcli.index.store.Store,
-       "set_meta": ragcli.index.catalog.Catalog}[sys.argv[1]]
-original = getattr(cls, sys.argv[1])
-def killed(self, *args, **kwargs):
-    if sys.argv[1] != "set_meta" or args[0] == "version":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return original(self, *args, **kwargs)
-setattr(cls, sys.argv[1], killed)
-from ragcli.cli.app import main
-sys.argv = ["ragcli", "ingest", sys.argv[2]]
-main()
-"""
-
-
-@pytest.mark.parametrize(
-    ("first", "point"),
-    [
-        (True, "upsert"),  # the first ingest ever, killed while adding vectors
-        (False, "upsert"),  # a re-ingest: new vectors half in, catalogue not yet changed
-        (False, "set_meta"),  # inside the catalogue transaction, before its commit
-        (False, "delete"),  # catalogue committed, old vectors not yet deleted
-    ],
-)
-def test_fts_follows_a_killed_ingest(
-    ragcli, home: Path, corpus: Path, first: bool, point: str
-) -> None:
-    if not first:
-        assert ragcli("ingest", str(corpus)).returncode == 0
-        (corpus / "ops" / "pager.md").write_text("# Pager\n\nPagerDuty replaced the old tool.\n")
-        (corpus / "ops" / "disk.md").write_text("# Disk\n\nRun the janitor job when disks fill.\n")
-        (corpus / "hr" / "notes.txt").unlink()
-    proc = subprocess.run(
-        [sys.executable, "-c", KILL, point, str(corpus)],
-        capture_output=True,
-        text=True,
-        env=clean_env(home),
-        cwd=REPO,
-        timeout=120,
-    )
-    assert proc.returncode == -9, proc.stderr  # it really died mid-way
-    if (home / "catalog.db").exists():
-        conn = sqlite3.connect(home / "catalog.db")
-        try:  # whatever Chroma holds, the lexical index matches the catalogue at every moment
-            conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)")
-        finally:
-            conn.close()
-    assert ragcli("ingest", str(corpus)).returncode == 0
-    ids = assert_in_step(home)
-    assert len(ids) == 3 and _lexical(home, "janitor") == ([] if first else ["ops/disk.md"])
