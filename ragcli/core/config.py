@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ragcli.core.errors import ConfigError
+from ragcli.core.urls import check_redis_url, parse_chroma_url
 
 CONFIG_FILE_NAME = "ragcli.toml"
 CACHE_NAMES = frozenset({"embedding", "retrieval", "answer"})
@@ -127,13 +128,9 @@ class Settings:
                 f"got {self.semantic_threshold}"
             )
         if self.chroma_url:
-            from ragcli.index.store import parse_chroma_url
-
             parse_chroma_url(self.chroma_url)
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(
-                f"redis_url {self.redis_url!r}: use redis://HOST:PORT[/DB] (or rediss://, unix://)"
-            )
+        if self.redis_url:
+            check_redis_url(self.redis_url)
         if self.answer_ttl < 0:
             raise ConfigError(f"answer_ttl must be 0 or more seconds, got {self.answer_ttl}")
         if self.retrieval not in ("dense", "lexical", "hybrid"):

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from ragcli.index.store import parse_chroma_url
+from ragcli.core.urls import parse_chroma_url
 
 _COLLECTIONS = "/api/v2/tenants/default_tenant/databases/default_database/collections/"
 

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
-from ragcli.core.errors import ConfigError, RagcliError
+from ragcli.core.errors import RagcliError
 from ragcli.core.native import native_import
+from ragcli.core.urls import parse_chroma_url
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,18 +53,6 @@ class HnswParams:
 class Hit:
     id: str
     score: float  # cosine similarity, 1.0 = same direction
-
-
-def parse_chroma_url(url: str) -> tuple[str, int, bool]:
-    """(host, port, ssl) of `http[s]://HOST[:PORT]`; port 8000 (Chroma's) when omitted."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
-        raise ConfigError(f"chroma_url {url!r}: use http://HOST:PORT (a `chroma run` server)")
-    return parts.hostname, port or 8000, parts.scheme == "https"
 
 
 def _unreachable(exc: BaseException) -> bool:
