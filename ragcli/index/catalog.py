@@ -7,10 +7,10 @@ import hashlib
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragcli.core.db import connect, transaction
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
-    db["documents"].create(
+    db.table("documents").create(
         {
             "path": str,
             "source": str,
@@ -38,7 +38,7 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="path",
     )
-    db["chunks"].create(
+    db.table("chunks").create(
         {
             "id": str,
             "doc_path": str,
@@ -52,8 +52,8 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("doc_path", "documents", "path")],
     )
-    db["chunks"].create_index(["doc_path"])
-    db["meta"].create({"key": str, "value": str}, pk="key")
+    db.table("chunks").create_index(["doc_path"])
+    db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
 def _m002_lexical_index(db: sqlite_utils.Database) -> None:
@@ -80,8 +80,8 @@ def _m002_lexical_index(db: sqlite_utils.Database) -> None:
 
 
 def _m003_partition_index(db: sqlite_utils.Database) -> None:
-    db["documents"].create_index(["partition"])
-    db["documents"].create_index(["source"])
+    db.table("documents").create_index(["partition"])
+    db.table("documents").create_index(["source"])
 
 
 MIGRATIONS = [_m001_initial, _m002_lexical_index, _m003_partition_index]
@@ -276,18 +276,20 @@ class Catalog:
         return changed
 
     # -- read side ----------------------------------------------------------------------
+    def _in_batches(self, sql: str, values: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """The rows of `sql` run once per batch of at most `_BATCH` values, its `{marks}`
+        replaced by one placeholder per value (SQLite bounds the placeholders of a statement)."""
+        for i in range(0, len(values), _BATCH):
+            part = list(values[i : i + _BATCH])
+            yield from self.conn.execute(sql.format(marks=",".join("?" * len(part))), part)
+
     def chunks(self, ids: Sequence[str]) -> dict[str, ChunkRecord]:
-        out: dict[str, ChunkRecord] = {}
-        for i in range(0, len(ids), _BATCH):
-            part = list(ids[i : i + _BATCH])
-            rows = self.conn.execute(
-                "SELECT c.id, c.text, d.source, d.relpath, d.partition, d.title, d.date, c.position"
-                " FROM chunks c JOIN documents d ON d.path = c.doc_path"
-                f" WHERE c.id IN ({','.join('?' * len(part))})",
-                part,
-            )
-            out.update((r[0], ChunkRecord(*r)) for r in rows)
-        return out
+        rows = self._in_batches(
+            "SELECT c.id, c.text, d.source, d.relpath, d.partition, d.title, d.date, c.position"
+            " FROM chunks c JOIN documents d ON d.path = c.doc_path WHERE c.id IN ({marks})",
+            ids,
+        )
+        return {r[0]: ChunkRecord(*r) for r in rows}
 
     def lexical_search(
         self, question: str, k: int, where: LexicalFilter = LexicalFilter()
@@ -317,40 +319,31 @@ class Catalog:
 
     def paths_by_source(self, sources: Sequence[str]) -> list[tuple[str, str]]:
         """(path, source) of the documents shown as any of `sources`."""
-        out: list[tuple[str, str]] = []
-        for i in range(0, len(sources), _BATCH):
-            part = list(sources[i : i + _BATCH])
-            marks = ",".join("?" * len(part))
-            sql = f"SELECT path, source FROM documents WHERE source IN ({marks})"
-            out += self.conn.execute(sql, part).fetchall()
-        return out
+        sql = "SELECT path, source FROM documents WHERE source IN ({marks})"
+        return [(path, source) for path, source in self._in_batches(sql, sources)]
 
     def known_ids(self, ids: set[str]) -> set[str]:
         """The subset of `ids` that are chunks of the catalogue."""
-        out: set[str] = set()
-        items = sorted(ids)
-        for i in range(0, len(items), _BATCH):
-            part = items[i : i + _BATCH]
-            marks = ",".join("?" * len(part))
-            out.update(
-                r[0]
-                for r in self.conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)
-            )
-        return out
+        sql = "SELECT id FROM chunks WHERE id IN ({marks})"
+        return {r[0] for r in self._in_batches(sql, sorted(ids))}
 
     def chunk_partitions(self, ids: Sequence[str]) -> dict[str, str]:
         """The partition of each chunk id the catalogue knows."""
-        out: dict[str, str] = {}
-        for i in range(0, len(ids), _BATCH):
-            part = list(ids[i : i + _BATCH])
-            out.update(
-                self.conn.execute(
-                    "SELECT c.id, d.partition FROM chunks c JOIN documents d ON d.path = c.doc_path"
-                    f" WHERE c.id IN ({','.join('?' * len(part))})",
-                    part,
-                )
-            )
-        return out
+        rows = self._in_batches(
+            "SELECT c.id, d.partition FROM chunks c JOIN documents d ON d.path = c.doc_path"
+            " WHERE c.id IN ({marks})",
+            ids,
+        )
+        return {cid: partition for cid, partition in rows}
+
+    def chunks_of_sources(self, sources: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(chunk id, source, partition) of every chunk of the documents shown as `sources`."""
+        rows = self._in_batches(
+            "SELECT c.id, d.source, d.partition FROM chunks c JOIN documents d "
+            "ON d.path = c.doc_path WHERE d.source IN ({marks})",
+            sources,
+        )
+        return [(cid, source, partition) for cid, source, partition in rows]
 
     def partition_names(self) -> set[str]:
         """Partitions that hold documents (cheap: an index on documents.partition)."""
@@ -362,21 +355,24 @@ class Catalog:
 
     def chunk_metadata(self, ids: Sequence[str]) -> list[dict[str, str | int]]:
         """What the index stores beside each vector, for filtering."""
-        rows: dict[str, dict[str, str | int]] = {}
-        for i in range(0, len(ids), _BATCH):
-            part = list(ids[i : i + _BATCH])
-            for cid, partition, source, date_ts in self.conn.execute(
-                "SELECT c.id, d.partition, d.source, d.date_ts FROM chunks c"
-                " JOIN documents d ON d.path = c.doc_path"
-                f" WHERE c.id IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                rows[cid] = {"partition": partition, "source": source, "date_ts": date_ts}
-        return [rows[i] for i in ids]
+        rows = self._in_batches(
+            "SELECT c.id, d.partition, d.source, d.date_ts FROM chunks c"
+            " JOIN documents d ON d.path = c.doc_path WHERE c.id IN ({marks})",
+            ids,
+        )
+        found: dict[str, dict[str, str | int]] = {
+            cid: {"partition": partition, "source": source, "date_ts": date_ts}
+            for cid, partition, source, date_ts in rows
+        }
+        return [found[i] for i in ids]
 
     def sources(self) -> list[tuple[str, str]]:
         """(source, relpath) of every document."""
         return self.conn.execute("SELECT source, relpath FROM documents ORDER BY source").fetchall()
+
+    def document_names(self) -> list[tuple[str, str, str]]:
+        """(path, source, relpath) of every document: the names a document may go by."""
+        return self.conn.execute("SELECT path, source, relpath FROM documents").fetchall()
 
     def counts(self) -> dict[str, int]:
         docs = self.conn.execute("SELECT count(*) FROM documents").fetchone()[0]

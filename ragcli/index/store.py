@@ -77,6 +77,24 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
+def forget_loaded_indexes() -> None:
+    """Chroma keeps one client per path, with the HNSW indexes it loaded, for the whole
+    process (broken clients included): drop them, so that the next client opens the
+    directory afresh and the next load reads each collection's current settings."""
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
+def apply_ef_search(store: Store, collections: Sequence[str], ef_search: int) -> None:
+    """Put `ef_search` on those of `collections` the store has, for the next load to read."""
+    existing = set(store.names())
+    for name in collections:
+        if name in existing:
+            store.set_ef_search(name, ef_search)
+    forget_loaded_indexes()
+
+
 def open_store(settings: Settings) -> Store:
     """The store the settings name: the Chroma server at `chroma_url`, else the data dir's."""
     if settings.chroma_url:

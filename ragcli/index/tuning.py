@@ -14,7 +14,13 @@ from ragcli.core.errors import NotReadyError
 from ragcli.embedders import open_embedder
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog
-from ragcli.index.store import HnswParams, Store, StoreError, open_store
+from ragcli.index.store import (
+    HnswParams,
+    Store,
+    StoreError,
+    forget_loaded_indexes,
+    open_store,
+)
 from ragcli.retrieval.vectors import VectorFetcher
 
 if TYPE_CHECKING:
@@ -36,10 +42,7 @@ def _usable_store(store: Store) -> Store:
     except StoreError:
         if store.path is None:
             raise
-        from chromadb.api.client import SharedSystemClient
-
-        # Chroma keeps one client per path for the whole process, broken ones included.
-        SharedSystemClient.clear_system_cache()
+        forget_loaded_indexes()
         aside = store.path.with_name(f"{store.path.name}.unreadable-{int(time.time())}")
         store.path.rename(aside)
         return Store(store.path)

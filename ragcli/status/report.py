@@ -1,43 +1,26 @@
 """`ragcli status`: what a data directory holds, what is wrong with it, and a digest to
-compare two of them. Stdlib only: it never imports chromadb, so it stays fast."""
+compare two of them. Stdlib only: it never imports chromadb (index.chroma_files reads
+Chroma's own SQLite file), so it stays fast."""
 
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragcli.caches.sqlite import open_cache_db
+from ragcli.caches.sqlite import cache_stats, open_cache_db
 from ragcli.core.datadir import DataDir
 from ragcli.core.db import LOW_SPACE, DatabaseError, ReadOnlyError, free_bytes, writable
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog
+from ragcli.index.chroma_files import collection_names
 
 if TYPE_CHECKING:
     from ragcli.core.config import Settings
 
 EMPTY_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of b""
-_CACHE_TABLES = (("embeddings", "embeddings"), ("retrievals", "retrievals"), ("answers", "answers"))
-
-
-def _chroma_collections(path: Path) -> set[str] | None:
-    """Collection names from Chroma's own SQLite file, read-only; None if unreadable."""
-    db = path / "chroma.sqlite3"
-    if not db.is_file():
-        return None
-    # A write cut short (a kill, a full disk) leaves a hot journal that a read-only connection
-    # cannot roll back; a read-write one does, exactly as Chroma's next open would.
-    for uri in (f"file:{db}?mode=ro", f"file:{db}?mode=rw"):
-        try:
-            conn = sqlite3.connect(uri, uri=True)
-            try:
-                return {r[0] for r in conn.execute("SELECT name FROM collections")}
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            continue
-    return None
+# status's name of each cache → the caches' own name for it
+_CACHES = {"embeddings": "embedding", "retrievals": "retrieval", "answers": "answer"}
 
 
 def _server_problem(url: str, info: indexing.IndexInfo) -> str | None:
@@ -64,7 +47,7 @@ def _index_problem(
         if problem:
             return problem
     else:
-        names = _chroma_collections(dirs.chroma)
+        names = collection_names(dirs.chroma)
         if names is None or not set(info.collections()) <= names:
             return "the vector index is missing or unreadable: run `ragcli index --rebuild`"
     if catalog.get_meta(indexing.PENDING):
@@ -87,8 +70,7 @@ def _redis_counts(url: str, empty: dict[str, int]) -> tuple[dict[str, int], str 
             redis.close()
     except RagcliError as exc:
         return empty, str(exc)
-    names = {"embeddings": "embedding", "retrievals": "retrieval", "answers": "answer"}
-    return {key: int(stats[name]["entries"] or 0) for key, name in names.items()}, None
+    return {key: int(stats[name]["entries"] or 0) for key, name in _CACHES.items()}, None
 
 
 def _storage_problems(root: Path) -> list[str]:
@@ -120,7 +102,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "embedder": "",
         "index_version": 0,
         "index": None,
-        "cache": {name: 0 for name, _ in _CACHE_TABLES},
+        "cache": {name: 0 for name in _CACHES},
         "digest": EMPTY_DIGEST,
         "problems": problems,
     }
@@ -166,10 +148,8 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         try:
             conn = open_cache_db(dirs.cache)
             try:
-                out["cache"] = {
-                    name: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                    for name, table in _CACHE_TABLES
-                }
+                stats = cache_stats(conn)
+                out["cache"] = {key: stats[name]["entries"] for key, name in _CACHES.items()}
             finally:
                 conn.close()
         except DatabaseError as exc:
