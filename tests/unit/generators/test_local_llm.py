@@ -1,49 +1,18 @@
 """`--llm local`: llama.cpp in-process. Streaming, cancellation and prefix reuse need the
-optional extra and the model (`make install-local`) and are skipped without them; the message
-for a missing extra is tested everywhere (a shim makes `import llama_cpp` fail)."""
+optional extra and the model (`make install-local`) and are skipped without them; a missing
+extra or model fails before any work. Through ragcli processes: tests/e2e/test_local_llm.py."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import time
 from pathlib import Path
 
 import pytest
 
-from ragcli.core.errors import EXIT_NOT_READY
 from ragcli.generators import local_model
-from tests.conftest import Run
-
-HAVE_EXTRA = importlib.util.find_spec("llama_cpp") is not None
-HAVE_MODEL = local_model.default_model_path().is_file()
-needs_model = pytest.mark.skipif(
-    not (HAVE_EXTRA and HAVE_MODEL),
-    reason="needs the optional llama-cpp-python extra and the SmolLM2 GGUF: make install-local",
-)
-
-
-def test_missing_extra_is_one_line(ragcli: Run, corpus: Path, tmp_path: Path) -> None:
-    """Even where the extra is installed: a shim on PYTHONPATH makes `import llama_cpp` fail."""
-    assert ragcli("ingest", str(corpus)).returncode == 0
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "llama_cpp.py").write_text("raise ImportError('no llama_cpp here')\n")
-    gguf = tmp_path / "any.gguf"
-    gguf.write_bytes(b"GGUF")  # the model check passes; the import is what fails
-    proc = ragcli(
-        "ask",
-        "How do I rotate the pager?",
-        "--llm",
-        "local",
-        PYTHONPATH=str(shim),
-        RAGCLI_LOCAL_MODEL=str(gguf),
-    )
-    assert proc.returncode == EXIT_NOT_READY, proc.stderr
-    assert proc.stderr.count("\n") == 1, proc.stderr
-    assert "pip install 'ragcli[local]'" in proc.stderr and "make install-local" in proc.stderr
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
+from tests.support.local_llm import HAVE_EXTRA, needs_model
 
 
 def test_missing_extra_or_model_fails_before_any_work(monkeypatch, tmp_path: Path) -> None:
@@ -158,29 +127,3 @@ def test_streams_reuses_the_prefix_and_can_be_cancelled() -> None:
 
     assert asyncio.run(cancel_after_first()) >= 1
     assert _generated(gen.path) < whole - 5
-
-
-@needs_model
-def test_ask_and_profile_sweep_on_the_local_model(ragcli: Run, corpus: Path) -> None:
-    assert ragcli("ingest", str(corpus)).returncode == 0
-    proc = ragcli("ask", "How do I rotate the pager?", "--llm", "local", "--json")
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-    assert out["generator"] == "local:SmolLM2-135M-Instruct.Q4_1" and out["answer"].strip()
-    prof = ragcli(
-        "profile", "How do I rotate the pager?", "--llm", "local", "--runs", "1",
-        "--prewarm", "--sweep", "k=1,3", "--json",
-    )  # fmt: skip
-    assert prof.returncode == 0, prof.stderr
-    data = json.loads(prof.stdout)
-    assert "instruction prefix" in data["prewarm"]
-    cold = [s["name"] for s in data["cold"]["spans"]]
-    assert cold[:2] == ["startup", "prewarm"]  # the prewarm is its own span, not start-up
-    sweep = data["sweep"]
-    assert sweep["knob"] == "k" and sweep["prompt_tokens_reported_by"] == "provider"
-    one, three = sweep["rows"]
-    assert (one["k"], one["sources"], three["k"], three["sources"]) == (1, 1, 3, 3)
-    assert three["prompt_tokens"] > one["prompt_tokens"] > 0
-    assert one["cached_tokens"] is not None and one["ttft"]["n"] == 1
-    bad = ragcli("profile", "q", "--sweep", "k=0,2")
-    assert bad.returncode == 2 and "positive integers" in bad.stderr

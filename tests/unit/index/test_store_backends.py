@@ -1,11 +1,11 @@
 """The same retrieval tests on the embedded store and on a real Chroma server (`chroma run`
 on 127.0.0.1, started by tests/conftest.py), plus what only a shared server has: several data
-dirs on one server, a server that is down."""
+dirs on one server. Through ragcli processes (status, a server that is down):
+tests/e2e/test_store_backends.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,10 @@ from ragcli.core.datadir import DataDir
 from ragcli.embedders.local import LocalEmbedder
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog
-from ragcli.index.store import Store, open_store
+from ragcli.index.store import open_store
 from ragcli.index.tuning import tune_index
 from ragcli.ingest.run import ingest
 from ragcli.retrieval.pipeline import DoneEvent, Pipeline, Query, SourcesEvent
-from tests.conftest import run_ragcli
-from tests.support.servers import free_port
 
 EMB = LocalEmbedder()
 PAGER = "How do I rotate the on-call pager?"
@@ -139,25 +137,6 @@ def test_interrupted_ingest_is_reconciled(home: Path, corpus: Path, chroma_url: 
     _index_matches_catalog(home, chroma_url)
 
 
-def test_status_digest_is_the_same_on_both_stores(
-    tmp_path: Path, corpus: Path, chroma_server: Any
-) -> None:
-    out = {}
-    for name, url in (("embedded", ""), ("server", chroma_server.url)):
-        home = tmp_path / name
-        extra = {"RAGCLI_CHROMA_URL": url} if url else {}
-        assert run_ragcli(home, "ingest", str(corpus), **extra).returncode == 0
-        proc = run_ragcli(home, "status", "--json", **extra)
-        assert proc.returncode == 0, proc.stderr
-        out[name] = json.loads(proc.stdout)
-    for report in out.values():
-        assert report["problems"] == [] and report["index"]["in_step"]
-    assert out["embedded"]["digest"] == out["server"]["digest"]
-    assert out["embedded"]["chunks"] == out["server"]["chunks"] > 0
-    assert out["server"]["chroma_url"] == chroma_server.url
-    assert not (tmp_path / "server" / "chroma").exists()  # nothing embedded was made
-
-
 def test_two_data_dirs_share_a_server_without_collisions(
     tmp_path: Path, corpus: Path, chroma_server: Any
 ) -> None:
@@ -174,29 +153,3 @@ def test_two_data_dirs_share_a_server_without_collisions(
     # b's rebuild dropped its own old collections, never a's
     _index_matches_catalog(a, chroma_server.url)
     assert _ask(a, chroma_server.url, Query(PAGER))[0][0].endswith("ops/pager.md")
-
-
-def test_status_reports_a_collection_missing_on_the_server(
-    home: Path, corpus: Path, chroma_server: Any
-) -> None:
-    _ingest(home, corpus, chroma_server.url)
-    catalog = Catalog(DataDir(home).catalog)
-    info = indexing.current(catalog)
-    catalog.close()
-    assert info is not None
-    Store(url=chroma_server.url).drop(info.name)
-    proc = run_ragcli(home, "status", "--json", RAGCLI_CHROMA_URL=chroma_server.url)
-    report = json.loads(proc.stdout)
-    assert not report["index"]["in_step"]
-    assert any("lacks 1 of this index's collections" in p for p in report["problems"])
-
-
-def test_unreachable_chroma_server_is_one_line(home: Path, corpus: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    proc = run_ragcli(home, "--chroma-url", url, "ingest", str(corpus))
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ragcli: error: cannot reach the Chroma server")
-    assert url in lines[0] and "Traceback" not in proc.stderr
-    bad = run_ragcli(home, "--chroma-url", "localhost:8000", "status")
-    assert bad.returncode == 2 and "use http://HOST:PORT" in bad.stderr

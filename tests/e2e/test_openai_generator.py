@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Run, clean_env
+from tests.support.cli import REPO, Run, clean_env
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, wait_for
 
 REPLY = "Open PageRelay and click Hand Over [1]."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Run
+from tests.support.cli import Run
 
 
 def _status(ragcli: Run) -> dict:
