@@ -40,7 +40,8 @@ test: install
 
 # The tests of the optional local LLM; here a missing model is a failure, not a skip.
 test-local: install-local
-	RAGCLI_REQUIRE_LOCAL=1 $(BIN)/python -m pytest -q tests/unit/generators/test_local_llm.py tests/unit/retrieval/test_prompt_layout.py
+	RAGCLI_REQUIRE_LOCAL=1 $(BIN)/python -m pytest -q tests/unit/generators/test_local_llm.py \
+		tests/e2e/test_local_llm.py tests/unit/retrieval/test_prompt_layout.py tests/e2e/test_prompt_layout.py
 
 test-slow: install
 	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow
