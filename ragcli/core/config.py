@@ -167,7 +167,7 @@ class Settings:
         for name in ("embed_rpm", "embed_tpm", "embed_dimensions", "embed_max_retries"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
-        from ragcli.providers.endpoints import parse_endpoints, parse_hedge_delay
+        from ragcli.core.endpoint_spec import parse_endpoints, parse_hedge_delay
 
         parse_endpoints(self.llm_endpoints)
         parse_endpoints(self.embed_endpoints)

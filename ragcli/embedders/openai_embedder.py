@@ -49,16 +49,26 @@ import asyncio
 import base64
 import json
 import logging
-import math
 import random
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ragcli.core.endpoint_spec import parse_endpoints
 from ragcli.core.errors import ConfigError, ProviderError
-from ragcli.providers.endpoints import Endpoint, EndpointError, EndpointPool, parse_endpoints
+from ragcli.providers.batching import (
+    API_MAX_INPUT_TOKENS,
+    API_MAX_INPUTS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    plan_batches,
+)
+from ragcli.providers.endpoints import Endpoint, EndpointPool
+from ragcli.providers.errors import EndpointError, classify, describe
+from ragcli.providers.flow import AdaptiveLimit
+from ragcli.providers.openai_client import ClientSet, ClientSpec
+from ragcli.providers.pacer import Pacer, backoff_delay
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,18 +77,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The documented limits of OpenAI's embeddings endpoint.
-API_MAX_INPUTS = 2048
-API_MAX_INPUT_TOKENS = 8191
-API_MAX_REQUEST_TOKENS = 300_000
-
-DEFAULT_BATCH_SIZE = 512
-DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 6
 REQUEST_TIMEOUT_S = 120.0  # a 300k-token request can take a while on a busy API
 CONNECT_TIMEOUT_S = 10.0
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0
 
 # Output size of the models tiktoken and OpenAI document; others need `embed_dimensions`.
 KNOWN_DIMENSIONS = {
@@ -87,171 +88,6 @@ KNOWN_DIMENSIONS = {
     "text-embedding-ada-002": 1536,
 }
 NO_DIMENSIONS_PARAM = frozenset({"text-embedding-ada-002"})
-
-
-# -- planning --------------------------------------------------------------------------------
-def pack(tokens: Sequence[int], max_inputs: int, max_tokens: int) -> list[list[int]]:
-    """Greedy in input order: a batch closes before it would exceed either cap. An input
-    larger than `max_tokens` gets a batch of its own (callers truncate before planning)."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    weight = 0
-    for i, n in enumerate(tokens):
-        if current and (len(current) >= max_inputs or weight + n > max_tokens):
-            batches.append(current)
-            current, weight = [], 0
-        current.append(i)
-        weight += n
-    if current:
-        batches.append(current)
-    return batches
-
-
-def plan_batches(
-    tokens: Sequence[int],
-    concurrency: int = DEFAULT_CONCURRENCY,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    tpm: int = 0,
-) -> list[list[int]]:
-    """Row indices grouped into requests, every input exactly once, in input order.
-
-    Hard caps: `min(batch_size, 2048)` inputs and `min(300,000, tpm or ∞)` tokens per request
-    (each input must already be within 8,191 tokens; one larger than the TPM goes alone).
-    Within them, the work is cut into a whole number of waves of `concurrency` requests of
-    similar token weight, so that every worker has work and the last wave is no straggler.
-    """
-    n = len(tokens)
-    if n == 0:
-        return []
-    workers = max(1, concurrency)
-    max_inputs = max(1, min(batch_size, API_MAX_INPUTS))
-    token_cap = API_MAX_REQUEST_TOKENS if tpm <= 0 else min(API_MAX_REQUEST_TOKENS, tpm)
-    total = sum(tokens)
-    by_count, by_tokens = math.ceil(n / max_inputs), math.ceil(total / token_cap)
-    groups = min(n, math.ceil(max(by_count, by_tokens, 1) / workers) * workers)
-    if groups <= 1:
-        return pack(tokens, max_inputs, token_cap)
-    # Equal groups, contiguous: by input count when that cap binds, else by token weight (an
-    # input joins the group its token midpoint falls in). The hard caps then apply per group.
-    batches: list[list[int]] = []
-    start, current, done = 0, 0, 0
-    for i, w in enumerate(tokens):
-        if by_count >= by_tokens:
-            g = i * groups // n
-        else:
-            g = min(groups - 1, int((done + w / 2) * groups / total))
-        if g != current:
-            batches += [
-                [start + j for j in b] for b in pack(tokens[start:i], max_inputs, token_cap)
-            ]
-            start, current = i, g
-        done += w
-    batches += [[start + j for j in b] for b in pack(tokens[start:], max_inputs, token_cap)]
-    return batches
-
-
-# -- flow control ----------------------------------------------------------------------------
-class AdaptiveLimit:
-    """Requests in flight, at most `limit` (a float between 1 and `maximum`), adjusted AIMD:
-    halved on a 429 (once per cohort), plus 1/limit per success (1/(8·limit) for the step
-    back to the level that failed). No lock is needed: it is only touched from the event
-    loop's thread, and it binds to no loop."""
-
-    PROBE_ROUNDS = 8
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = max(1, maximum)
-        self.limit = float(self.maximum)
-        self.lowest = self.maximum
-        self.ceiling: int | None = None  # the level a 429 last came at
-        self.in_flight = 0
-        self._cut_at = -math.inf
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    @property
-    def current(self) -> int:
-        return max(1, int(self.limit))
-
-    async def acquire(self) -> float:
-        """Wait for a slot; return the moment it was granted (for `release`)."""
-        loop = asyncio.get_running_loop()
-        while self.in_flight >= self.current:
-            fut: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            except BaseException:
-                if fut in self._waiters:
-                    self._waiters.remove(fut)
-                elif fut.done() and not fut.cancelled():
-                    self._wake()  # woken, then cancelled: pass the wake-up on
-                raise
-        self.in_flight += 1
-        return time.monotonic()
-
-    def release(self, granted_at: float, outcome: str) -> None:
-        """`outcome`: "ok", "throttled" (a 429) or "error" (no change to the limit)."""
-        self.in_flight -= 1
-        if outcome == "ok":
-            step = 1.0 / self.limit
-            if self.ceiling is not None and self.limit + 1.0 >= self.ceiling:
-                step /= self.PROBE_ROUNDS
-            self.limit = min(float(self.maximum), self.limit + step)
-            if self.ceiling is not None and self.current > self.ceiling:
-                self.ceiling = None  # probed past it: the provider has room again
-        elif outcome == "throttled" and granted_at >= self._cut_at:
-            self.ceiling = self.current
-            self.limit = max(1.0, self.limit / 2)
-            self._cut_at = time.monotonic()
-            self.lowest = min(self.lowest, self.current)
-        self._wake()
-
-    def _wake(self) -> None:
-        free = self.current - self.in_flight
-        while free > 0 and self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                free -= 1
-
-
-class Pacer:
-    """Client-side rate limits on a virtual clock (GCRA, no burst), plus a shared hold that a
-    `Retry-After` sets for every request. Synchronous reservations: no lock, no loop binding."""
-
-    def __init__(self, rpm: int = 0, tpm: int = 0, seed: int | None = None) -> None:
-        self.rpm = rpm
-        self.tpm = tpm
-        self._next_request = 0.0
-        self._next_token = 0.0
-        self.not_before = 0.0
-        self._hold_s = 0.0
-        self._rng = random.Random(seed)
-
-    def hold(self, seconds: float) -> None:
-        """No request starts for `seconds` (a server's Retry-After)."""
-        until = time.monotonic() + seconds
-        if until > self.not_before:
-            self.not_before, self._hold_s = until, seconds
-
-    def _held(self, now: float) -> float:
-        # Held requests resume spread over 10 % of the hold, not all in the same millisecond.
-        if self.not_before <= now:
-            return now
-        return self.not_before + self._rng.uniform(0.0, 0.1 * self._hold_s)
-
-    async def wait(self, tokens: int) -> None:
-        now = time.monotonic()
-        start = max(self._held(now), self._next_request, self._next_token)
-        if self.rpm > 0:
-            self._next_request = start + 60.0 / self.rpm
-        if self.tpm > 0:
-            self._next_token = start + tokens * 60.0 / self.tpm
-        while start > now:  # a hold may arrive while we sleep: check again on waking
-            await asyncio.sleep(start - now)
-            now = time.monotonic()
-            if self.not_before > now:
-                start = max(start, self._held(now))
 
 
 # -- the embedder ----------------------------------------------------------------------------
@@ -284,36 +120,6 @@ class _Run:
 class _Retry(Exception):
     def __init__(self, kind: str, retry_after: float | None, what: str) -> None:
         self.kind, self.retry_after, self.what = kind, retry_after, what
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date), else None."""
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            import email.utils
-
-            parsed = email.utils.parsedate_to_datetime(value) if scale == 1.0 else None
-            if parsed is None:
-                continue
-            seconds = parsed.timestamp() - time.time()
-        if math.isfinite(seconds) and seconds >= 0:
-            return min(seconds, 600.0)
-    return None
-
-
-def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
-    """Jittered exponential backoff, never shorter than the server's Retry-After."""
-    expo = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, attempt - 1)) * rng.uniform(0.5, 1.0)
-    if retry_after is None:
-        return expo
-    return max(retry_after * rng.uniform(1.0, 1.1), expo if attempt > 2 else 0.0)
 
 
 class OpenAIEmbedder:
@@ -368,8 +174,17 @@ class OpenAIEmbedder:
         self.pacer = Pacer(rpm, tpm, seed)
         self.stats = EmbedStats(lowest_limit=self.concurrency)
         self._rng = random.Random(seed)
-        self._clients: dict[str, Any] = {}
-        self._client_loop: Any = None
+        self._clients = ClientSet(
+            ClientSpec(
+                api_key,
+                timeout_s,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
+                max_retries=0,  # ragcli owns retries: see the module docstring
+                missing_key="no API key for the embedding provider: set OPENAI_API_KEY "
+                "(or OPENAI_BASE_URL for a server that needs none)",
+            ),
+            per_loop=True,  # a client's connection pool belongs to the loop that opened it
+        )
         self._encoding: Any = None
         self._successes = 0  # successful requests, to tell a 429 storm from a dead provider
 
@@ -479,33 +294,11 @@ class OpenAIEmbedder:
     def _get_client(self, base_url: str | None = None) -> Any:
         """One client per endpoint and event loop (its connection pool belongs to the loop
         that opened it)."""
-        url = self.base_url if base_url is None else base_url
-        loop = asyncio.get_running_loop()
-        if self._client_loop is not loop:
-            self._clients, self._client_loop = {}, loop
-        client = self._clients.get(url)
-        if client is None:
-            import openai
-
-            if not self._api_key and not url:
-                raise ProviderError(
-                    "no API key for the embedding provider: set OPENAI_API_KEY "
-                    "(or OPENAI_BASE_URL for a server that needs none)"
-                )
-            client = self._clients[url] = openai.AsyncOpenAI(
-                api_key=self._api_key or "not-needed",
-                base_url=url or None,
-                max_retries=0,  # ragcli owns retries: see the module docstring
-                timeout=openai.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S),
-            )
-        return client
+        return self._clients.get(self.base_url if base_url is None else base_url)
 
     async def aclose(self) -> None:
         """Close the clients' connections (on the loop that opened them)."""
-        if self._client_loop is asyncio.get_running_loop():
-            for client in self._clients.values():
-                await client.close()
-        self._clients, self._client_loop = {}, None
+        await self._clients.aclose()
 
     async def warm(self) -> None:
         """Import `openai` (~0.8 s) and load the tokenizer off the event loop. No request is
@@ -669,34 +462,8 @@ class OpenAIEmbedder:
                 model=self.model_id, input=batch, encoding_format="base64", **extra
             )
             payload = json.loads(raw.http_response.content)
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            if status == 429 and getattr(exc, "code", None) == "insufficient_quota":
-                raise ProviderError(
-                    f"the embedding provider at {self.where} answered 429 insufficient_quota: "
-                    "the account is out of credit"
-                ) from None
-            if status == 429:
-                raise _Retry(
-                    "throttled",
-                    _retry_after(exc.response.headers),
-                    f"the embedding provider at {self.where} kept answering 429 (rate limited)",
-                ) from None
-            if status in (408, 409) or status >= 500:
-                raise _Retry(
-                    "error",
-                    _retry_after(exc.response.headers),
-                    f"the embedding provider at {self.where} answered HTTP {status}",
-                ) from None
-            raise ProviderError(self._describe(exc)) from None
-        except openai.APITimeoutError:
-            raise _Retry(
-                "error", None, f"the embedding provider at {self.where} timed out"
-            ) from None
-        except openai.APIConnectionError:
-            raise _Retry(
-                "error", None, f"lost the connection to the embedding provider at {self.where}"
-            ) from None
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:  # timeouts too
+            raise self._failure(exc) from None
         except ValueError:  # not JSON: a proxy's error page, a truncated body
             raise _Retry(
                 "error", None, f"the embedding provider at {self.where} sent a malformed answer"
@@ -728,34 +495,29 @@ class OpenAIEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
-    def _describe(self, exc: Exception) -> str:
-        """One line for the user about a non-retryable answer; never echoes the API key."""
-        import openai
-
+    def _failure(self, exc: BaseException) -> Exception:
+        """An ``openai`` error as a `_Retry` (429, 408/409, 5xx, timeouts, lost connections)
+        or a one-line ProviderError (the rest; never echoes the API key)."""
         where = self.where
-        if isinstance(exc, openai.AuthenticationError):
-            return f"the embedding provider at {where} rejected the API key (check OPENAI_API_KEY)"
-        if isinstance(exc, openai.PermissionDeniedError):
-            return f"the embedding provider at {where} refused access to {self.model_id} (HTTP 403)"
-        if isinstance(exc, openai.NotFoundError):
-            return (
-                f"the embedding provider at {where} answered 404: unknown model "
-                f"{self.model_id!r} or wrong base URL"
+        failure = classify(exc)
+        if failure is None or not failure.retryable:
+            who = f"the embedding provider at {where}"
+            return ProviderError(describe(exc, who, self.model_id, self._api_key))
+        if failure.quota:
+            return ProviderError(
+                f"the embedding provider at {where} answered 429 insufficient_quota: "
+                "the account is out of credit"
             )
-        status = getattr(exc, "status_code", "?")
-        detail = ""
-        body = getattr(exc, "body", None)
-        if isinstance(body, dict):
-            message = body.get("message") or (body.get("error") or {}).get("message")
-            if isinstance(message, str):
-                detail = ": " + self._scrub(message)
-        return f"the embedding provider at {where} answered HTTP {status}{detail}"
-
-    def _scrub(self, message: str) -> str:
-        text = " ".join(message.split())
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return text[:200]
+        if failure.throttled:
+            what = f"the embedding provider at {where} kept answering 429 (rate limited)"
+            return _Retry("throttled", failure.retry_after, what)
+        if failure.status is not None:
+            what = f"the embedding provider at {where} answered HTTP {failure.status}"
+        elif failure.timeout:
+            what = f"the embedding provider at {where} timed out"
+        else:
+            what = f"lost the connection to the embedding provider at {where}"
+        return _Retry("error", failure.retry_after, what)
 
     def __repr__(self) -> str:
         return (

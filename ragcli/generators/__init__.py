@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 def open_generator(settings: Settings) -> Generator:
     if settings.generator == "openai":
         from ragcli.generators.openai_compat import OpenAIGenerator
-        from ragcli.providers.endpoints import parse_endpoints, parse_hedge_delay
+        from ragcli.core.endpoint_spec import parse_endpoints, parse_hedge_delay
 
         return OpenAIGenerator(
             settings.llm_model,

@@ -5,30 +5,18 @@ failover and hedged requests (ragcli/providers/endpoints.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
-from ragcli.core.errors import ProviderError
-from ragcli.providers.endpoints import EndpointError, EndpointPool
-from ragcli.retrieval.prompt import Prompt
+from ragcli.generators.prompt_types import Prompt
+from ragcli.providers.endpoints import EndpointPool
+from ragcli.providers.errors import EndpointError, endpoint_error, stream_cut
+from ragcli.providers.openai_client import ClientSet, ClientSpec, build_client
 
 
-def describe_openai_error(exc: Exception, base_url: str) -> str:
-    """One line for the user; never echoes the API key."""
-    import openai
-
-    where = base_url or "api.openai.com"
-    if isinstance(exc, openai.AuthenticationError):
-        return f"the LLM provider at {where} rejected the API key (check OPENAI_API_KEY)"
-    if isinstance(exc, openai.NotFoundError):
-        return f"the LLM provider at {where} answered 404: unknown model or wrong base URL"
-    if isinstance(exc, openai.APITimeoutError):
-        return f"the LLM provider at {where} timed out"
-    if isinstance(exc, openai.APIConnectionError):
-        return f"cannot connect to the LLM provider at {where}"
-    if isinstance(exc, openai.APIStatusError):
-        return f"the LLM provider at {where} answered HTTP {exc.status_code}"
-    return f"the LLM provider at {where} failed: {type(exc).__name__}"
+def _who(base_url: str) -> str:
+    """The provider as named in the user's one-line errors."""
+    return f"the LLM provider at {base_url or 'api.openai.com'}"
 
 
 def _record_usage(prompt: Prompt, usage: Any) -> None:
@@ -61,33 +49,18 @@ class OpenAIGenerator:
         self.reuse_connections = reuse_connections
         self.pool = EndpointPool(list(endpoints) or [base_url], hedge_delay, attempts)
         self.base_url = self.pool.endpoints[0].url
-        self._api_key = api_key
         self.name = f"openai:{model}"
-        self._clients: dict[str, Any] = {}
+        # No hidden retries inside the client when ragcli fails over between endpoints.
+        spec = ClientSpec(api_key, timeout_s, max_retries=0 if len(self.pool) > 1 else None)
+        self._clients = ClientSet(spec)
         self._encoding: Any = None
 
     def _new_client(self, base_url: str | None = None) -> Any:
-        import openai
-
-        url = self.base_url if base_url is None else base_url
-        if not self._api_key and not url:
-            raise ProviderError("no API key: set OPENAI_API_KEY or OPENAI_BASE_URL")
-        # Local OpenAI-compatible servers usually need no key, but the client insists on one.
-        # No hidden retries inside the client when ragcli fails over between endpoints.
-        extra = {"max_retries": 0} if len(self.pool) > 1 else {}
-        return openai.AsyncOpenAI(
-            api_key=self._api_key or "not-needed",
-            base_url=url or None,
-            timeout=self.timeout_s,
-            **extra,
-        )
+        return build_client(self._clients.spec, self.base_url if base_url is None else base_url)
 
     def client_for(self, base_url: str) -> Any:
         """One client per endpoint and process: its pool keeps connections alive."""
-        client = self._clients.get(base_url)
-        if client is None:
-            client = self._clients[base_url] = self._new_client(base_url)
-        return client
+        return self._clients.get(base_url)
 
     @property
     def client(self) -> Any:
@@ -120,10 +93,9 @@ class OpenAIGenerator:
         ):
             yield piece
 
-    async def _stream_one(self, base_url: str, prompt: Prompt) -> AsyncIterator[str]:
+    async def _stream_one(self, base_url: str, prompt: Prompt) -> AsyncGenerator[str, None]:
         """One request to one endpoint. Every failure is an EndpointError; `retryable` says
         whether another endpoint may do better (before the first token only)."""
-        import httpx
         import openai
 
         # Without reuse (an ablation, `connection_reuse = false`) every request pays a new
@@ -153,8 +125,10 @@ class OpenAIGenerator:
                 raise EndpointError(
                     f"the answer stream from {base_url} was cut off ({type(exc).__name__})", True
                 ) from None
-            raise _endpoint_error(exc, base_url) from None
-        except (httpx.HTTPError, OSError, ValueError) as exc:  # a dropped or truncated stream
+            raise endpoint_error(exc, _who(base_url)) from None
+        except Exception as exc:
+            if not stream_cut(exc):  # a dropped or truncated stream is retryable; a bug is not
+                raise
             raise EndpointError(
                 f"the answer stream from {base_url} was cut off ({type(exc).__name__})", True
             ) from None
@@ -163,19 +137,3 @@ class OpenAIGenerator:
                 await response.close()
             if not self.reuse_connections:
                 await client.close()
-
-
-def _endpoint_error(exc: Exception, base_url: str) -> EndpointError:
-    """The user's one line, and whether another endpoint may succeed: connection errors,
-    timeouts, 408/409, 429 (with its Retry-After) and 5xx."""
-    import openai
-
-    message = describe_openai_error(exc, base_url)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        if status == 429 or status in (408, 409) or status >= 500:
-            from ragcli.embedders.openai_embedder import _retry_after
-
-            return EndpointError(message, True, _retry_after(exc.response.headers))
-        return EndpointError(message, False)
-    return EndpointError(message, isinstance(exc, openai.APIConnectionError))

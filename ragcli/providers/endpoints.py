@@ -27,11 +27,11 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragcli.core.errors import ConfigError, ProviderError
+from ragcli.providers.errors import EndpointError
 
 WINDOW = 64  # recent TTFTs kept per endpoint for the p95
 MIN_SAMPLES = 10  # before this many, the hedge delay is HEDGE_DEFAULT_S
@@ -40,47 +40,6 @@ HEDGE_FLOOR_S = 0.05
 EWMA_ALPHA = 0.3
 ERROR_COOLDOWN_S = 2.0  # an endpoint that refused a connection or answered 5xx rests this long
 MAX_COOLDOWN_WAIT_S = 5.0  # wait at most this long for a cooling endpoint when all are
-
-
-class EndpointError(ProviderError):
-    """A request to one endpoint failed. `retryable`: another endpoint may succeed (connection
-    errors, timeouts, 5xx, 429); `retry_after`: seconds the endpoint asked for (429)."""
-
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
-def parse_endpoints(raw: str, fallback: str = "") -> list[str]:
-    """Comma-separated base URLs (a TOML list arrives joined by commas); `fallback` (the
-    single `openai_base_url`, possibly "" for api.openai.com) when the list is empty."""
-    urls = [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
-    for url in urls:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"endpoint {url!r}: use an http:// or https:// base URL")
-    if len(set(urls)) != len(urls):
-        raise ConfigError("the same endpoint is listed twice")
-    return urls or [fallback]
-
-
-def parse_hedge_delay(raw: str) -> float | None:
-    """Seconds, or -1 for "auto" (the endpoint's recent p95 TTFT), or None for off."""
-    text = str(raw).strip().lower()
-    if text in ("", "auto", "p95"):
-        return -1.0
-    if text in ("off", "no", "false", "none"):
-        return None
-    try:
-        ms = float(text)
-    except ValueError:
-        raise ConfigError(
-            f"hedge_delay_ms {raw!r}: use auto (the endpoint's p95 TTFT), a number of "
-            "milliseconds, or 0/off"
-        ) from None
-    if not math.isfinite(ms) or ms < 0:
-        raise ConfigError(f"hedge_delay_ms must be 0 (off) or more, got {raw!r}")
-    return None if ms == 0 else ms / 1000
 
 
 @dataclass
@@ -139,7 +98,7 @@ class Endpoint:
         }
 
 
-Opener = Callable[[Endpoint], AsyncIterator[Any]]
+Opener = Callable[[Endpoint], AsyncGenerator[Any, None]]
 _EMPTY = object()  # a stream that ended without a piece
 _background: set[asyncio.Task[Any]] = set()  # losers being cancelled: keep them referenced
 
@@ -152,7 +111,7 @@ class EndpointPool:
         self, urls: Iterable[str], hedge_delay: float | None = None, attempts: int = 3
     ) -> None:
         self.endpoints = [Endpoint(u) for u in urls] or [Endpoint("")]
-        self.hedge_delay = hedge_delay  # seconds, -1 auto, None off
+        self.hedge_delay = hedge_delay  # seconds, HEDGE_AUTO (-1), None off
         self.attempts = max(1, attempts)
         self._turn = 0
 
@@ -226,7 +185,9 @@ class EndpointPool:
         assert ep is not None
         return ep
 
-    async def stream(self, opener: Opener, route: dict[str, Any] | None = None) -> AsyncIterator:
+    async def stream(
+        self, opener: Opener, route: dict[str, Any] | None = None
+    ) -> AsyncIterator[Any]:
         """The pieces of one streamed answer, from the endpoint that produced a first piece
         first. `opener(ep)` streams from one endpoint and raises EndpointError. `route`, when
         given, receives what happened: endpoint, attempts, failovers, hedged, hedge_won."""
@@ -238,7 +199,7 @@ class EndpointPool:
         async for piece in self._race(opener, route if route is not None else {}):
             yield piece
 
-    async def _tracked(self, ep: Endpoint, opener: Opener) -> AsyncIterator[Any]:
+    async def _tracked(self, ep: Endpoint, opener: Opener) -> AsyncGenerator[Any, None]:
         """`opener(ep)` with in-flight, TTFT and outcome bookkeeping."""
         ep.requests += 1
         ep.in_flight += 1
@@ -264,103 +225,151 @@ class EndpointPool:
             ep.in_flight -= 1
 
     async def _race(self, opener: Opener, route: dict[str, Any]) -> AsyncIterator[Any]:
-        tried: list[Endpoint] = []
-        racers: dict[asyncio.Task[Any], tuple[Endpoint, AsyncIterator[Any], float]] = {}
-        hedge: Endpoint | None = None
-        failovers = 0
-        error: EndpointError | None = None
-        budget = min(self.attempts, len(self.endpoints))
-        streaming: AsyncIterator[Any] | None = None  # the winner's stream, once chosen
-
-        async def first_piece(it: AsyncIterator[Any]) -> Any:
-            try:
-                return await it.__anext__()
-            except StopAsyncIteration:  # an empty answer is an answer too
-                return _EMPTY
-
-        def launch(ep: Endpoint) -> None:
-            tried.append(ep)
-            it = self._tracked(ep, opener)
-            task = asyncio.ensure_future(first_piece(it))
-            racers[task] = (ep, it, time.monotonic())
-
-        def drop(task: asyncio.Task[Any]) -> None:
-            """Cancel a losing request and close its stream, off the winner's path."""
-            _ep, it, _t = racers.pop(task)
-
-            async def close() -> None:
-                task.cancel()
-                with contextlib.suppress(BaseException):  # the loser's fate does not matter
-                    await task
-                with contextlib.suppress(BaseException):
-                    await it.aclose()  # type: ignore[attr-defined]
-
-            closer = asyncio.ensure_future(close())
-            _background.add(closer)
-            closer.add_done_callback(_background.discard)
-
+        """Race endpoints for the first piece (failover and hedging), then stream the
+        winner's answer; the losers are cancelled and their responses closed."""
+        race = _Race(self, opener)
+        streaming: AsyncGenerator[Any, None] | None = None  # the winner's stream, once chosen
         try:
-            ep = self.pick() or self.soonest()
-            assert ep is not None
-            launch(ep)
-            winner: asyncio.Task[Any] | None = None
-            while winner is None:
-                if not racers:
-                    nxt = await self._next(tried) if len(tried) < budget else None
-                    if nxt is None:
-                        assert error is not None
-                        raise error
-                    launch(nxt)
-                timeout = None
-                if hedge is None and len(racers) == 1 and len(tried) < budget:
-                    ((primary, _, since),) = racers.values()
-                    delay = self.delay_for(primary)
-                    if delay is not None and self.pick(tried) is not None:
-                        timeout = max(0.0, since + delay - time.monotonic())
-                done, _ = await asyncio.wait(
-                    racers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done:  # no first token within the hedge delay: ask a second endpoint
-                    spare = self.pick(tried)
-                    if spare is not None:
-                        hedge = spare
-                        spare.hedges_sent += 1
-                        launch(spare)
-                    continue
-                for task in done:
-                    ep, it, _t = racers[task]
-                    exc = task.exception()
-                    if exc is None:
-                        if winner is None:
-                            winner = task
-                        continue
-                    racers.pop(task)
-                    if not isinstance(exc, EndpointError) or not exc.retryable:
-                        raise exc
-                    error = exc
-                    if racers or len(tried) < budget:
-                        ep.failovers += 1
-                        failovers += 1
-            for task in list(racers):
-                if task is not winner:
-                    drop(task)
-            ep, streaming, _t = racers.pop(winner)
-            won = ep is hedge
-            ep.hedges_won += int(won)
-            route.update(
-                endpoint=ep.label,
-                attempts=len(tried),
-                failovers=failovers,
-                hedged=int(hedge is not None),
-                hedge_won=int(won),
-            )
+            winner = await race.first()
+            ep, streaming = race.claim(winner)
+            route.update(race.route(ep))
             if winner.result() is _EMPTY:
                 return
             yield winner.result()
             async for piece in streaming:  # no switching after the first token
                 yield piece
         finally:
-            for task in list(racers):
-                drop(task)
+            race.drop_all()
             if streaming is not None:  # closed early by the consumer: close the response too
-                await streaming.aclose()  # type: ignore[attr-defined]
+                await streaming.aclose()
+
+
+async def _first_piece(it: AsyncGenerator[Any, None]) -> Any:
+    try:
+        return await it.__anext__()
+    except StopAsyncIteration:  # an empty answer is an answer too
+        return _EMPTY
+
+
+class _Race:
+    """One request raced over a pool's endpoints until one of them yields a first piece: a
+    retryable failure moves it to an endpoint not tried yet, a slow first token brings in one
+    hedge. At most `budget` requests in all."""
+
+    def __init__(self, pool: EndpointPool, opener: Opener) -> None:
+        self.pool = pool
+        self.opener = opener
+        self.tried: list[Endpoint] = []
+        # each request in the race: its endpoint, its stream, and when it was sent
+        self.racers: dict[asyncio.Task[Any], tuple[Endpoint, AsyncGenerator[Any, None], float]]
+        self.racers = {}
+        self.hedge: Endpoint | None = None
+        self.failovers = 0
+        self.error: EndpointError | None = None
+        self.budget = min(pool.attempts, len(pool.endpoints))
+
+    def launch(self, ep: Endpoint) -> None:
+        self.tried.append(ep)
+        it = self.pool._tracked(ep, self.opener)
+        task = asyncio.ensure_future(_first_piece(it))
+        self.racers[task] = (ep, it, time.monotonic())
+
+    def drop(self, task: asyncio.Task[Any]) -> None:
+        """Cancel a losing request and close its stream, off the winner's path."""
+        _ep, it, _t = self.racers.pop(task)
+
+        async def close() -> None:
+            task.cancel()
+            with contextlib.suppress(BaseException):  # the loser's fate does not matter
+                await task
+            with contextlib.suppress(BaseException):
+                await it.aclose()
+
+        closer = asyncio.ensure_future(close())
+        _background.add(closer)
+        closer.add_done_callback(_background.discard)
+
+    def drop_all(self) -> None:
+        for task in list(self.racers):
+            self.drop(task)
+
+    def hedge_timeout(self) -> float | None:
+        """Seconds until a hedge is due; None while no hedge can or may be sent."""
+        if self.hedge is not None or len(self.racers) != 1 or len(self.tried) >= self.budget:
+            return None
+        ((primary, _, since),) = self.racers.values()
+        delay = self.pool.delay_for(primary)
+        if delay is None or self.pool.pick(self.tried) is None:
+            return None
+        return max(0.0, since + delay - time.monotonic())
+
+    def send_hedge(self) -> None:
+        """No first token within the hedge delay: ask a second endpoint."""
+        spare = self.pool.pick(self.tried)
+        if spare is not None:
+            self.hedge = spare
+            spare.hedges_sent += 1
+            self.launch(spare)
+
+    def settle(self, done: Iterable[asyncio.Task[Any]]) -> asyncio.Task[Any] | None:
+        """The first finished request with a first piece; failed ones are removed (a
+        non-retryable failure is raised at once)."""
+        winner: asyncio.Task[Any] | None = None
+        for task in done:
+            ep, _it, _t = self.racers[task]
+            exc = task.exception()
+            if exc is None:
+                if winner is None:
+                    winner = task
+                continue
+            self.racers.pop(task)
+            if not isinstance(exc, EndpointError) or not exc.retryable:
+                raise exc
+            self.error = exc
+            if self.racers or len(self.tried) < self.budget:
+                ep.failovers += 1
+                self.failovers += 1
+        return winner
+
+    async def first(self) -> asyncio.Task[Any]:
+        """Launch, fail over and hedge until a request yields its first piece (or ended
+        empty); raise the last retryable error when the budget or the endpoints run out."""
+        ep = self.pool.pick() or self.pool.soonest()
+        assert ep is not None
+        self.launch(ep)
+        while True:
+            if not self.racers:
+                nxt = await self.pool._next(self.tried) if len(self.tried) < self.budget else None
+                if nxt is None:
+                    assert self.error is not None
+                    raise self.error
+                self.launch(nxt)
+            done, _ = await asyncio.wait(
+                self.racers, timeout=self.hedge_timeout(), return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                self.send_hedge()
+                continue
+            winner = self.settle(done)
+            if winner is not None:
+                return winner
+
+    def claim(self, winner: asyncio.Task[Any]) -> tuple[Endpoint, AsyncGenerator[Any, None]]:
+        """Cancel the other requests; the winner's endpoint and stream."""
+        for task in list(self.racers):
+            if task is not winner:
+                self.drop(task)
+        ep, streaming, _t = self.racers.pop(winner)
+        ep.hedges_won += int(ep is self.hedge)
+        return ep, streaming
+
+    def route(self, ep: Endpoint) -> dict[str, Any]:
+        """What happened to the request (for the answer's trace)."""
+        won = ep is self.hedge
+        return {
+            "endpoint": ep.label,
+            "attempts": len(self.tried),
+            "failovers": self.failovers,
+            "hedged": int(self.hedge is not None),
+            "hedge_won": int(won),
+        }

@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 
 from ragcli.caches.sqlite import EmbeddingCache
 from ragcli.core.errors import ProviderError
-from ragcli.embedders.openai_embedder import (
+from ragcli.embedders.openai_embedder import OpenAIEmbedder
+from ragcli.ingest.chunking import chunk_text
+from ragcli.providers.batching import (
     API_MAX_INPUT_TOKENS,
     API_MAX_INPUTS,
     API_MAX_REQUEST_TOKENS,
-    OpenAIEmbedder,
     plan_batches,
 )
-from ragcli.ingest.chunking import chunk_text
 from ragcli.retrieval.vectors import VectorFetcher
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, fake_vector
 
