@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from ragcli.retrieval.prompt import Prompt
+from ragcli.generators.prompt_types import Prompt
 
 
 class Generator(Protocol):

@@ -29,7 +29,7 @@ from typing import Any
 
 from ragcli.core.errors import NotReadyError, ProviderError
 from ragcli.generators import local_model
-from ragcli.retrieval.prompt import SOURCES_HEADER, SYSTEM, Prompt
+from ragcli.generators.prompt_types import SOURCES_HEADER, SYSTEM, Prompt
 
 MISSING_EXTRA = (
     "--llm local needs llama-cpp-python: pip install 'ragcli[local]' (or make install-local)"
