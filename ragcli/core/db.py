@@ -35,6 +35,11 @@ class StorageFullError(DatabaseError):
     """The disk holding the data directory is full (or a file-size limit was reached)."""
 
 
+# What a storage failure raises that no ragcli code turned into a DatabaseError: SQLite's own
+# errors and the OS's. `isinstance(exc, STORAGE_EXCEPTIONS)` lets code outside this module (the
+# CLI's last-resort handler) recognise one without importing sqlite3 itself.
+STORAGE_EXCEPTIONS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 _FULL_WORDS = ("disk is full", "no space left", "file too large", "quota exceeded")
 LOW_SPACE = 4 * 1024 * 1024  # under this many free bytes a failed write is a full disk
