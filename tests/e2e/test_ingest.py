@@ -20,8 +20,7 @@ from ragcli.index.catalog import Catalog
 from ragcli.index.store import Store
 from ragcli.ingest.run import ingest
 from ragcli.status.report import collect_status
-from tests.conftest import REPO, Run, clean_env, run_ragcli
-from tests.e2e.test_cli import ragcli_and_modules
+from tests.support.cli import REPO, Run, clean_env, ragcli_and_modules, run_ragcli
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 from tests.support.remote_env import remote_env
 
