@@ -8,6 +8,9 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class DataDir:
+    """One data directory (`--data-dir`, `RAGCLI_HOME`): the catalogue, the SQLite caches and the
+    embedded Chroma live side by side in it (the writer lock too: core/locking.py)."""
+
     root: Path
 
     @property
