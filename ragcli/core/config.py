@@ -6,13 +6,19 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from ragcli.core.errors import ConfigError
+from ragcli.core.registry import EMBEDDERS, GENERATORS, one_of
 from ragcli.core.urls import check_redis_url, parse_chroma_url
 
 CONFIG_FILE_NAME = "ragcli.toml"
-CACHE_NAMES = frozenset({"embedding", "retrieval", "answer"})
+# The closed sets of values a string setting takes; validation reads them (`_CHOICES`).
+RetrievalMode = Literal["dense", "lexical", "hybrid"]
+SearchMethod = Literal["hnsw", "exact"]  # HNSW (approximate) or exact (brute-force) vectors
+PromptLayout = Literal["auto", "prefix", "ranked"]
+CacheName = Literal["embedding", "retrieval", "answer"]
+CACHE_NAMES: frozenset[str] = frozenset(get_args(CacheName))
 
 
 def default_data_dir() -> Path:
@@ -45,7 +51,7 @@ class Settings:
     local_model: str = field(default="", metadata={"env": ("RAGCLI_LOCAL_MODEL",)})
     # prefix: canonical source order, question last (prefix-cache friendly); ranked: best
     # first; auto: prefix for generators that send the prompt to a model.
-    prompt_layout: str = field(default="auto", metadata={"env": ("RAGCLI_PROMPT_LAYOUT",)})
+    prompt_layout: PromptLayout = field(default="auto", metadata={"env": ("RAGCLI_PROMPT_LAYOUT",)})
     openai_base_url: str = field(
         default="", metadata={"env": ("RAGCLI_OPENAI_BASE_URL", "OPENAI_BASE_URL")}
     )
@@ -68,8 +74,8 @@ class Settings:
         default=128, metadata={"env": ("RAGCLI_HNSW_EF_CONSTRUCTION",)}
     )
     hnsw_ef_search: int = field(default=64, metadata={"env": ("RAGCLI_HNSW_EF_SEARCH",)})
-    search: str = field(default="hnsw", metadata={"env": ("RAGCLI_SEARCH",)})
-    retrieval: str = field(default="hybrid", metadata={"env": ("RAGCLI_RETRIEVAL",)})
+    search: SearchMethod = field(default="hnsw", metadata={"env": ("RAGCLI_SEARCH",)})
+    retrieval: RetrievalMode = field(default="hybrid", metadata={"env": ("RAGCLI_RETRIEVAL",)})
     hybrid_weight: float = field(default=1.0, metadata={"env": ("RAGCLI_HYBRID_WEIGHT",)})
     connection_reuse: bool = field(default=True, metadata={"env": ("RAGCLI_CONNECTION_REUSE",)})
     server: str = field(default="", metadata={"env": ("RAGCLI_SERVER",)})
@@ -100,6 +106,21 @@ class Settings:
         return "openai" if configured else "extractive"
 
     def validate(self) -> Settings:
+        """These settings, if every one is in range; else one ConfigError line naming the first
+        that is not (checked in the order below)."""
+        self._check_sizes()
+        self._check_caches()
+        self._check_pipeline()
+        self._check_providers()
+        return self
+
+    def _check_choice(self, name: str) -> None:
+        """A closed-set setting (a Literal field) holds one of its values."""
+        value, allowed = getattr(self, name), _CHOICES[name]
+        if value not in allowed:
+            raise ConfigError(f"unknown {name} {value!r}: use {one_of([repr(a) for a in allowed])}")
+
+    def _check_sizes(self) -> None:
         positive = (
             "chunk_tokens",
             "k",
@@ -116,11 +137,13 @@ class Settings:
                 f"chunk_overlap must be between 0 and chunk_tokens-1 ({self.chunk_tokens - 1}), "
                 f"got {self.chunk_overlap}"
             )
+
+    def _check_caches(self) -> None:
         off = {c.strip() for c in self.no_cache.split(",") if c.strip()} - {"all"}
         if off - CACHE_NAMES:
             raise ConfigError(
                 f"unknown cache {sorted(off - CACHE_NAMES)[0]!r} in no_cache: "
-                "use embedding, retrieval, answer or all"
+                f"use {', '.join(get_args(CacheName))} or all"
             )
         if not 0.0 <= self.semantic_threshold < 1.0:
             raise ConfigError(
@@ -133,28 +156,18 @@ class Settings:
             check_redis_url(self.redis_url)
         if self.answer_ttl < 0:
             raise ConfigError(f"answer_ttl must be 0 or more seconds, got {self.answer_ttl}")
-        if self.retrieval not in ("dense", "lexical", "hybrid"):
-            raise ConfigError(
-                f"unknown retrieval {self.retrieval!r}: use 'dense', 'lexical' or 'hybrid'"
-            )
+
+    def _check_pipeline(self) -> None:
+        """How a question is answered: retrieval, the generator, the embedder (registries)."""
+        self._check_choice("retrieval")
         if self.hybrid_weight < 0:
             raise ConfigError(f"hybrid_weight must be 0 or more, got {self.hybrid_weight}")
-        if self.search not in ("hnsw", "exact"):
-            raise ConfigError(f"unknown search {self.search!r}: use 'hnsw' or 'exact'")
-        if self.generator not in ("extractive", "openai", "local"):
-            raise ConfigError(
-                f"unknown llm {self.generator!r}: use 'extractive', 'openai' or 'local'"
-            )
-        if self.prompt_layout not in ("auto", "prefix", "ranked"):
-            raise ConfigError(
-                f"unknown prompt_layout {self.prompt_layout!r}: use 'auto', 'prefix' or 'ranked'"
-            )
-        if self.embedder != "local" and not self.embedder.startswith("openai:"):
-            raise ConfigError(f"unknown embedder {self.embedder!r}: use 'local' or 'openai:MODEL'")
-        if self.embedder == "openai:":
-            raise ConfigError(
-                "embedder 'openai:' needs a model, e.g. openai:text-embedding-3-small"
-            )
+        self._check_choice("search")
+        GENERATORS.check(self.generator)
+        self._check_choice("prompt_layout")
+        EMBEDDERS.check(self.embedder)
+
+    def _check_providers(self) -> None:
         if not 1 <= self.embed_concurrency <= 256:
             raise ConfigError(
                 f"embed_concurrency must be between 1 and 256, got {self.embed_concurrency}"
@@ -178,10 +191,15 @@ class Settings:
             raise ConfigError(
                 f"provider_timeout must be over 0 seconds, got {self.provider_timeout}"
             )
-        return self
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
+# The closed-set settings and their values, read from the Literal annotations (written once).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    name: get_args(hint)
+    for name, hint in get_type_hints(Settings).items()
+    if get_origin(hint) is Literal
+}
 _LISTS = frozenset({"llm_endpoints", "embed_endpoints"})  # a TOML list or a comma-separated string
 _BOOLS = {
     "1": True,

@@ -1,27 +1,17 @@
-"""Embedders: the embedded local ONNX model (default) and remote providers."""
+"""Embedders: the embedded local ONNX model (default) and remote providers. Which one a setting
+names, and how to add one: ragcli/core/registry.py (EMBEDDERS) and ragcli/embedders/registry.py."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ragcli.core.errors import UsageError
+from ragcli.embedders.registry import open_embedder
+
+__all__ = ["open_embedder", "settings_for_index"]
 
 if TYPE_CHECKING:
     from ragcli.core.config import Settings
-    from ragcli.embedders.base import Embedder
-
-
-def open_embedder(settings: Settings) -> Embedder:
-    """The embedder named by settings; its model loads lazily, on first use."""
-    if settings.embedder == "local":
-        from ragcli.embedders.local import LocalEmbedder
-
-        return LocalEmbedder()
-    if settings.embedder.startswith("openai:"):
-        from ragcli.embedders.openai_embedder import OpenAIEmbedder
-
-        return OpenAIEmbedder.from_settings(settings)
-    raise UsageError(f"unknown embedder {settings.embedder!r}")
 
 
 def settings_for_index(settings: Settings, cache_id: str) -> Settings:

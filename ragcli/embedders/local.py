@@ -23,6 +23,9 @@ from ragcli.embedders import model_files
 
 if TYPE_CHECKING:
     import numpy as np
+    from tokenizers import Encoding
+
+    from ragcli.core.config import Settings
 
 ENV_THREADS = "RAGCLI_EMBED_THREADS"
 
@@ -65,6 +68,11 @@ class LocalEmbedder:
         self._session: Any = None
         self._tokenizer: Any = None  # no padding, no truncation
         self._sep_id = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalEmbedder:
+        """`embedder = local` (the registry's factory): nothing in the settings changes it."""
+        return cls()
 
     # -- loading -------------------------------------------------------------------------
 
@@ -122,7 +130,7 @@ class LocalEmbedder:
 
     # -- tokens --------------------------------------------------------------------------
 
-    def _encode_plain(self, text: str):
+    def _encode_plain(self, text: str) -> Encoding:
         if self._tokenizer is None:
             self._load_tokenizers()
         return self._tokenizer.encode(text, add_special_tokens=False)
@@ -152,7 +160,7 @@ class LocalEmbedder:
         chunk at token boundaries use ``text[spans[i][0]:spans[j][1]]``. Characters
         that produce no token (whitespace, control characters) belong to no span.
         """
-        return [tuple(o) for o in self._encode_plain(text).offsets]
+        return [(start, end) for start, end in self._encode_plain(text).offsets]
 
     # -- vectors -------------------------------------------------------------------------
 
@@ -221,10 +229,6 @@ class LocalEmbedder:
             else:
                 batches.append([i])
         return batches
-
-    def embed_one(self, text: str) -> np.ndarray:
-        """One text's vector, shape (384,)."""
-        return self.embed([text])[0]
 
     def __repr__(self) -> str:
         state = "loaded" if self._session is not None else "not loaded"

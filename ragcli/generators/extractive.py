@@ -13,8 +13,12 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ragcli.generators.prompt_types import Prompt
+
+if TYPE_CHECKING:
+    from ragcli.core.config import Settings
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[*`])")
@@ -108,6 +112,11 @@ class ExtractiveGenerator:
     # under `prompt_layout = auto` sources stay numbered best-first.
     prompt_layout = "ranked"
     label = "extractive answer: sentences quoted from the sources (no LLM configured)"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExtractiveGenerator:
+        """`llm = extractive` (the registry's factory): nothing in the settings changes it."""
+        return cls()
 
     def count_tokens(self, text: str) -> int:
         # No model reads this prompt; a word-and-punctuation count is a fair, free estimate.

@@ -3,8 +3,8 @@ GGUF, by default SmolLM2-135M-Instruct (see ragcli/generators/local_model.py).
 
 On a CPU, time to first token is prompt prefill. llama.cpp keeps the KV cache of the last
 prompt and, on the next request, evaluates only what follows the longest common token prefix:
-with the prefix-aware prompt layout (ragcli/retrieval/prompt.py) a follow-up question over the same
-sources skips the sources' prefill entirely. `warm()` loads the model and evaluates the
+with the prefix-aware prompt layout (ragcli/retrieval/prompt.py) a follow-up question over the
+same sources skips the sources' prefill entirely. `warm()` loads the model and evaluates the
 instruction prefix, so the first question already finds it cached.
 
 One `Llama` per GGUF per process, loaded lazily and shared by every pipeline (and kept warm by
@@ -25,11 +25,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragcli.core.errors import NotReadyError, ProviderError
 from ragcli.generators import local_model
 from ragcli.generators.prompt_types import SOURCES_HEADER, SYSTEM, Prompt
+
+if TYPE_CHECKING:
+    from ragcli.core.config import Settings
 
 MISSING_EXTRA = (
     "--llm local needs llama-cpp-python: pip install 'ragcli[local]' (or make install-local)"
@@ -140,6 +143,11 @@ class LocalGenerator:
         self.max_tokens = max_tokens
         self.warm_note = ""
         self._encoding: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalGenerator:
+        """`llm = local` (the registry's factory): the GGUF of `local_model`, or the default."""
+        return cls(settings.local_model)
 
     def count_tokens(self, text: str) -> int:
         # The budget is counted with cl100k_base (as for OpenAI models): deterministic and
