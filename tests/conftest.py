@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +24,9 @@ from tests.support.cli import (  # noqa: F401
     run_ragcli,
 )
 
+if TYPE_CHECKING:
+    from tests.support.servers import ChromaServer, RedisServer
+
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
@@ -30,7 +35,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ragcli(home: Path) -> Run:
-    def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
+    def run(*args: str, **extra: Any) -> subprocess.CompletedProcess[str]:
         return run_ragcli(home, *args, **extra)
 
     return run
@@ -46,7 +51,7 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def sample_questions() -> list[dict]:
+def sample_questions() -> list[dict[str, Any]]:
     return [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
 
 
@@ -71,7 +76,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory):
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
     """A real `chroma run` on 127.0.0.1 for the whole session (tests/support/servers.py)."""
     from tests.support.servers import ChromaServer, chroma_binary
 
@@ -84,7 +89,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory):
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real redis-server on 127.0.0.1, no persistence, for the whole session."""
     from tests.support.servers import RedisServer, redis_binary
 
@@ -96,7 +101,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def redis_url(redis_server) -> str:
+def redis_url(redis_server: RedisServer) -> str:
     """The session's Redis, emptied for this test."""
     assert redis_server.command("FLUSHALL").startswith(b"+OK")
     return redis_server.url + "/0"
@@ -113,7 +118,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     """With RAGCLI_REQUIRE_LOCAL=1 (`make test-local`, CI) a test skipped for want of the
     optional local LLM fails instead: CI installs it, so such a skip means it went missing."""
     outcome = yield

@@ -26,7 +26,9 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_ragcli(home: Path, *args: str, cwd: Path | None = None, **extra: str):
+def run_ragcli(
+    home: Path, *args: str, cwd: Path | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ragcli", *args],
         capture_output=True,

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, wait_for
 
 REPLY = "Open PageRelay and click Hand Over [1]."
 
 
-def server(**kw) -> OpenAICompatibleServer:
+def server(**kw: Any) -> OpenAICompatibleServer:
     return OpenAICompatibleServer(ServerConfig(reply=REPLY, **kw))
 
 

@@ -24,5 +24,5 @@ def hold_lock(home: Path) -> subprocess.Popen:
         cwd=REPO,
         env=clean_env(home),
     )
-    assert proc.stdout.readline().strip() == "held"
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc

@@ -226,7 +226,9 @@ class _Reject(Exception):
         self.status, self.body, self.headers = status, body, headers
 
 
-def _error_body(message: str, type_: str, code: str | None = None, param: str | None = None):
+def _error_body(
+    message: str, type_: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -253,7 +255,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.counters.connections += 1
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+    def _json(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -377,8 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _validate_embeddings(
         self, body: dict[str, Any], cfg: ServerConfig
     ) -> tuple[list[str], list[int]]:
-        raw = body.get("input")
-        inputs = raw if isinstance(raw, list) else [raw]
+        raw: Any = body.get("input")
+        inputs: list[str] = raw if isinstance(raw, list) else [raw]
         if not inputs or not all(isinstance(t, str) and t for t in inputs):
             raise _Reject(
                 400,
@@ -775,7 +779,7 @@ class OpenAICompatibleServer:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"
 
     @property
     def counters(self) -> Counters:

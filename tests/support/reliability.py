@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.cli import REPO, clean_env
 from tests.support.remote_env import remote_env as shared_remote_env
@@ -22,7 +23,9 @@ SECRET = "sk-RAGCLI-SECRET-7d1f0c9a4b2e"
 remote_env = functools.partial(shared_remote_env, key=SECRET, dims=DIMS)
 
 
-def run_home(home: Path, *args: str, timeout: float = 120, **env: str):
+def run_home(
+    home: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ragcli", *args],
         capture_output=True,
@@ -44,7 +47,7 @@ def popen_home(home: Path, *args: str, **env: str) -> subprocess.Popen:
     )
 
 
-def status_of(home: Path, **env: str) -> dict:
+def status_of(home: Path, **env: Any) -> dict[str, Any]:
     proc = run_home(home, "status", "--json", **env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

@@ -23,6 +23,7 @@ class Served:
             cwd=REPO,
             env=clean_env(home, **env),
         )
+        assert self.proc.stderr is not None
         line = self.proc.stderr.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", line)
         assert match, line + self.proc.stderr.read()

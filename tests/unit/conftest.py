@@ -39,7 +39,7 @@ def _in_process_only(
     if "ragcli" in request.fixturenames:
         pytest.fail(f"{request.node.nodeid} uses the `ragcli` fixture: {E2E}", pytrace=False)
 
-    class InProcessOnly(subprocess.Popen):  # type: ignore[type-arg]
+    class InProcessOnly(subprocess.Popen):
         def __init__(self, args: Any, *rest: Any, **kw: Any) -> None:
             if runs_ragcli(args):
                 pytest.fail(f"{request.node.nodeid} started {args!r}: {E2E}", pytrace=False)
