@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ragcli.core.errors import EXIT_QUALITY, EXIT_USAGE
-from ragcli.eval.evaluation import RESTORE_FILE
+from ragcli.eval.ef_search import RESTORE_FILE
 from tests.support.cli import REPO, clean_env, run_ragcli
 from tests.support.eval_sets import SHIPPED, TOY_EXPECTED, write_toy
 
@@ -121,12 +121,12 @@ def test_ef_search_sweep_restores_the_index(eval_home: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:legacy embedding function config:DeprecationWarning")
 def test_ef_search_is_set_on_every_collection_during_the_sweep(eval_home: Path) -> None:
-    from ragcli.eval.evaluation import _ef_search_control
+    from ragcli.eval.ef_search import ef_search_control
     from ragcli.index.catalog import Catalog
 
     catalog = Catalog(eval_home / "catalog.db")
     try:
-        with _ef_search_control(eval_home, catalog) as set_ef:
+        with ef_search_control(eval_home, catalog) as set_ef:
             set_ef(16)
             assert _collection_ef(eval_home) == {16}  # what a fresh process loads
             assert json.loads((eval_home / RESTORE_FILE).read_text())["ef_search"] == 64

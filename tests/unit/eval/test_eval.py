@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from ragcli.eval import metrics
-from ragcli.eval.evaluation import parse_minimums, parse_sweeps
+from ragcli.eval.minimums import parse_minimums
 from ragcli.eval.relevance import RelevanceError, detect_format, load_set, read_trec_run
+from ragcli.eval.sweeps import parse_sweeps
 from tests.support.cli import REPO
 from tests.support.eval_sets import SHIPPED, TOY_EXPECTED, write_toy
 
