@@ -47,9 +47,10 @@ sys.path.insert(0, str(REPO))
 
 import benchmeta  # noqa: E402
 
-from ragcli.caches.sqlite import EmbeddingCache, embedding_key  # noqa: E402
+from ragcli.caches.keys import embedding_key  # noqa: E402
+from ragcli.caches.sqlite import SqliteEmbeddingCache  # noqa: E402
+from ragcli.embedders.cached import VectorFetcher  # noqa: E402
 from ragcli.embedders.openai_embedder import OpenAIEmbedder  # noqa: E402
-from ragcli.retrieval.vectors import VectorFetcher  # noqa: E402
 from tests.support.openai_server import fake_vector  # noqa: E402
 
 MODEL = "text-embedding-3-small"
@@ -114,7 +115,7 @@ class Server:
         self.proc.wait()
 
 
-def lost_chunks(cache: EmbeddingCache, e: OpenAIEmbedder, texts: list[str]) -> int:
+def lost_chunks(cache: SqliteEmbeddingCache, e: OpenAIEmbedder, texts: list[str]) -> int:
     """Chunks missing from the cache, or cached with a vector the server did not send."""
     import numpy as np
 
@@ -153,7 +154,7 @@ async def run_mode(
         seed=1,
     )
     await e.warm()  # the one-time costs (importing openai, loading tiktoken) are not timed
-    cache = EmbeddingCache(cache_path)
+    cache = SqliteEmbeddingCache(cache_path)
     try:
         marks: list[tuple[float, int]] = []  # (when, chunks committed) after each batch
         fetch = VectorFetcher(

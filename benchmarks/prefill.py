@@ -164,7 +164,7 @@ async def server_backend(srv: Any) -> Backend:
 
 
 async def retrieve(pipeline: Any, question: str, k: int) -> list[Any]:
-    from ragcli.retrieval.pipeline import Query
+    from ragcli.retrieval.events import Query
 
     ranked, _ = await pipeline.retrieve(Query(question, k=k))
     return ranked
@@ -283,7 +283,7 @@ def answered_from(answer: str, sources: list[Any]) -> str | None:
 
 
 async def _answer(pipeline: Any, question: str) -> tuple[str, list[Any]]:
-    from ragcli.retrieval.pipeline import DoneEvent, Query, SourcesEvent
+    from ragcli.retrieval.events import DoneEvent, Query, SourcesEvent
 
     sources, answer = [], ""
     async for event in pipeline.ask(Query(question)):

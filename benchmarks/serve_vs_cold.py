@@ -191,7 +191,8 @@ def serve(ragcli: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str
 async def _in_process(home: Path, n: int) -> list[float]:
     sys.path.insert(0, str(REPO))
     from ragcli.core.config import load_settings
-    from ragcli.retrieval.pipeline import Pipeline, Query
+    from ragcli.retrieval.events import Query
+    from ragcli.retrieval.pipeline import Pipeline
 
     settings = load_settings({"data_dir": home, "no_cache": "retrieval,answer"}, environ={})
     pipeline = Pipeline(settings)

@@ -38,7 +38,8 @@ from ragcli.core.config import load_settings  # noqa: E402
 from ragcli.embedders.local import LocalEmbedder  # noqa: E402
 from ragcli.index.store import HnswParams, Store  # noqa: E402
 from ragcli.ingest.run import ingest  # noqa: E402
-from ragcli.retrieval.pipeline import DoneEvent, Pipeline, Query  # noqa: E402
+from ragcli.retrieval.events import DoneEvent, Query  # noqa: E402
+from ragcli.retrieval.pipeline import Pipeline  # noqa: E402
 from tests.support.servers import ChromaServer, RedisServer  # noqa: E402
 
 QUESTION = "How do I rotate the on-call pager?"
@@ -174,9 +175,9 @@ def main() -> None:
                 load_settings(
                     {"data_dir": home, "chroma_url": url_chroma, "redis_url": url_redis},
                     environ={},
-                )
+                ),
+                emb,
             )
-            pipe.embedder = emb
             loop = asyncio.new_event_loop()
 
             async def one() -> None:

@@ -1,6 +1,6 @@
 """The three caches on Redis (`--redis-url`), shared by every replica and host.
 
-The same interface as caches.sqlite (its SQLite classes are the default), with Redis doing what
+The Protocols of caches.protocols, as the SQLite classes (the default), with Redis doing what
 SQLite did by hand: answers expire with native TTLs, and each cache keeps a sorted set of its
 keys by creation time, for first-in-first-out eviction and `cache stats`. Keys are the same
 digests as on SQLite, so the index version invalidates entries the same way: a retrieval key
@@ -15,14 +15,16 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from ragcli.caches.sqlite import CachedAnswer, Counters, digest_key
+from ragcli.caches.keys import digest_key
+from ragcli.caches.protocols import CachedAnswer, Counters
 from ragcli.core.errors import NotReadyError, RagcliError
 
 if TYPE_CHECKING:
     import redis
+    from redis.typing import EncodableT, FieldT
 
 T = TypeVar("T")
 PREFIX = "ragcli:"
@@ -94,9 +96,9 @@ class _Base:
         """Drop the oldest entries beyond `keep` (first in, first out: reads never write)."""
         excess = self.client.zcard(_created(kind)) - keep
         if excess > 0:
-            oldest = [k for k, _ in self.client.zpopmin(_created(kind), excess)]
-            if oldest:
-                self.client.delete(*[_entries(kind).encode() + k for k in oldest])
+            popped = cast("list[tuple[bytes, float]]", self.client.zpopmin(_created(kind), excess))
+            if popped:
+                self.client.delete(*[_entries(kind).encode() + k for k, _ in popped])
 
 
 class RedisEmbeddingCache(_Base):
@@ -111,7 +113,9 @@ class RedisEmbeddingCache(_Base):
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), 1000):
             part = unique[i : i + 1000]
-            values = self.client.mget([_entries("embedding") + k for k in part])
+            values = cast(
+                "list[bytes | None]", self.client.mget([_entries("embedding") + k for k in part])
+            )
             found.update((k, v) for k, v in zip(part, values, strict=True) if v is not None)
         self.counters.hits += len(found)
         self.counters.misses += len(unique) - len(found)
@@ -165,6 +169,7 @@ class RedisAnswerCache(_Base):
     reads one group: the answers of the same scope, generator and index version."""
 
     _FIELDS = ("answer", "sources", "created")
+    enabled = True
 
     def __init__(self, client: redis.Redis, url: str, max_entries: int, ttl: float) -> None:
         super().__init__(client, url)
@@ -180,12 +185,17 @@ class RedisAnswerCache(_Base):
         return _GROUP + digest_key(scope, generator, index_version)
 
     @staticmethod
-    def _decode(answer: bytes, sources: bytes, created: bytes) -> tuple[str, list, float]:
-        return answer.decode(), [tuple(x) for x in json.loads(sources)], float(created)
+    def _decode(
+        answer: bytes, sources: bytes, created: bytes
+    ) -> tuple[str, list[tuple[str, float]], float]:
+        pairs = [(cid, score) for cid, score in json.loads(sources)]
+        return answer.decode(), pairs, float(created)
 
     @_guarded
     def get(self, key: str) -> CachedAnswer | None:
-        answer, sources, created = self.client.hmget(_entries("answer") + key, self._FIELDS)
+        answer, sources, created = cast(
+            "list[bytes]", self.client.hmget(_entries("answer") + key, self._FIELDS)
+        )
         if answer is None or not self._fresh(float(created)):
             self.counters.misses += 1
             return None
@@ -198,13 +208,17 @@ class RedisAnswerCache(_Base):
     ) -> CachedAnswer | None:
         import numpy as np
 
-        keys = sorted(self.client.smembers(self._group(scope, generator, index_version)))
-        if not keys:
+        group = cast(
+            "set[bytes]", self.client.smembers(self._group(scope, generator, index_version))
+        )
+        if not group:
             return None
         pipe = self.client.pipeline(transaction=False)
-        for k in keys:
+        for k in sorted(group):
             pipe.hmget(_entries("answer").encode() + k, (*self._FIELDS, "vector"))
-        rows = [r for r in pipe.execute() if r[0] is not None and r[3] and self._fresh(float(r[2]))]
+        rows: list[list[bytes]] = [
+            r for r in pipe.execute() if r[0] is not None and r[3] and self._fresh(float(r[2]))
+        ]
         if not rows:
             return None
         q = np.frombuffer(vector, dtype=np.float32)
@@ -230,7 +244,7 @@ class RedisAnswerCache(_Base):
     ) -> None:
         now = time.time()
         name = _entries("answer") + key
-        fields: dict[str, Any] = {
+        fields: dict[FieldT, EncodableT] = {
             "answer": answer,
             "sources": json.dumps([[cid, round(s, 6)] for cid, s in sources]),
             "created": repr(now),

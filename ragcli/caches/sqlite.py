@@ -1,16 +1,16 @@
-"""Caches on SQLite. A leaf module: it knows keys and bytes, not models or indexes."""
+"""The three caches on SQLite (the default backend), in the data dir's cache file, and the
+`cache stats|clear` queries over it. It knows keys and bytes, not models or indexes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ragcli.caches.protocols import CachedAnswer, Counters
 from ragcli.core.db import connect, transaction
 
 if TYPE_CHECKING:
@@ -20,17 +20,17 @@ _BATCH = 500  # keys per SELECT … IN (…)
 
 
 def _m001_embeddings(db: sqlite_utils.Database) -> None:
-    db["embeddings"].create(
+    db.table("embeddings").create(
         {"key": str, "model": str, "dims": int, "vector": bytes, "created": float}, pk="key"
     )
 
 
 def _m002_retrieval_and_answers(db: sqlite_utils.Database) -> None:
-    db["retrievals"].create(
+    db.table("retrievals").create(
         {"key": str, "hits": str, "index_version": int, "created": float}, pk="key"
     )
-    db["retrievals"].create_index(["created"])
-    db["answers"].create(
+    db.table("retrievals").create_index(["created"])
+    db.table("answers").create(
         {
             "key": str,
             "scope": str,
@@ -44,34 +44,18 @@ def _m002_retrieval_and_answers(db: sqlite_utils.Database) -> None:
         },
         pk="key",
     )
-    db["answers"].create_index(["scope", "generator", "index_version"])
-    db["answers"].create_index(["created"])
+    db.table("answers").create_index(["scope", "generator", "index_version"])
+    db.table("answers").create_index(["created"])
 
 
 MIGRATIONS = [_m001_embeddings, _m002_retrieval_and_answers]
-
-
-def digest_key(*parts: object) -> str:
-    """A cache key over any JSON-able parts (order matters)."""
-    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
-
-
-def embedding_key(model_id: str, dimensions: int, text: str) -> str:
-    """Stable across processes and machines; differs for another model or dimension count."""
-    return hashlib.sha256(f"{model_id}\0{dimensions}\0{text}".encode()).hexdigest()
-
-
-@dataclass
-class Counters:
-    hits: int = 0
-    misses: int = 0
 
 
 def open_cache_db(path: Path) -> sqlite3.Connection:
     return connect(path, MIGRATIONS, "cache")
 
 
-class EmbeddingCache:
+class SqliteEmbeddingCache:
     """Vectors (float32 bytes) by `embedding_key`. Shared by ingest and query time."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection | None = None) -> None:
@@ -107,6 +91,11 @@ class EmbeddingCache:
         return self.conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
 
 
+def _pairs(raw: str | bytes) -> list[tuple[str, float]]:
+    """(chunk id, score) pairs as stored: a JSON list of two-item lists."""
+    return [(cid, score) for cid, score in json.loads(raw)]
+
+
 def _evict(conn: sqlite3.Connection, table: str, keep: int) -> None:
     """Drop the oldest rows beyond `keep` (first in, first out: reads never write)."""
     count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -117,7 +106,7 @@ def _evict(conn: sqlite3.Connection, table: str, keep: int) -> None:
         )
 
 
-class RetrievalCache:
+class SqliteRetrievalCache:
     """(query, k, scope, index identity) → ranked (chunk id, score) pairs."""
 
     def __init__(self, conn: sqlite3.Connection, max_entries: int) -> None:
@@ -147,18 +136,12 @@ class RetrievalCache:
             _evict(c, "retrievals", self.max_entries)
 
 
-@dataclass(frozen=True)
-class CachedAnswer:
-    answer: str
-    sources: list[tuple[str, float]]  # (chunk id, score) as they were when answered
-    created: float
-    similarity: float = 1.0  # < 1 for a semantic match
-
-
-class AnswerCache:
+class SqliteAnswerCache:
     """Finished answers. Exact: by question + retrieved chunks + generator + prompt version.
     Semantic (opt-in): a cached answer whose question embedding is within a cosine threshold,
     only ever within the same scope (partitions, filters), index version and generator."""
+
+    enabled = True
 
     def __init__(self, conn: sqlite3.Connection, max_entries: int, ttl: float) -> None:
         self.conn = conn
@@ -178,7 +161,7 @@ class AnswerCache:
             self.counters.misses += 1
             return None
         self.counters.hits += 1
-        return CachedAnswer(row[0], [tuple(x) for x in json.loads(row[1])], row[2])
+        return CachedAnswer(row[0], _pairs(row[1]), row[2])
 
     def nearest(
         self, scope: str, generator: str, index_version: int, vector: bytes, threshold: float
@@ -201,7 +184,7 @@ class AnswerCache:
             return None
         self.semantic_hits += 1
         r = rows[best]
-        return CachedAnswer(r[0], [tuple(x) for x in json.loads(r[1])], r[2], float(sims[best]))
+        return CachedAnswer(r[0], _pairs(r[1]), r[2], float(sims[best]))
 
     def put(
         self,

@@ -12,6 +12,7 @@ from ragcli.core.datadir import DataDir
 from ragcli.core.db import storage_errors
 from ragcli.core.errors import NotReadyError
 from ragcli.embedders import open_embedder
+from ragcli.embedders.cached import VectorFetcher
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog
 from ragcli.index.store import (
@@ -21,7 +22,6 @@ from ragcli.index.store import (
     forget_loaded_indexes,
     open_store,
 )
-from ragcli.retrieval.vectors import VectorFetcher
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -19,12 +19,12 @@ from ragcli.core.datadir import DataDir
 from ragcli.core.db import storage_errors
 from ragcli.core.errors import UsageError
 from ragcli.core.records import Chunk, Document, FileRef
+from ragcli.embedders.cached import Progress, VectorFetcher
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog
 from ragcli.index.store import HnswParams, StoreError, open_store
 from ragcli.ingest.chunking import chunk_long_text
 from ragcli.ingest.documents import DEFAULT_MAX_FILE_SIZE, Skipped, discover, load
-from ragcli.retrieval.vectors import Progress, VectorFetcher
 
 if TYPE_CHECKING:
     from ragcli.core.config import Settings

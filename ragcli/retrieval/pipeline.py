@@ -1,5 +1,5 @@
-"""The request path as one async pipeline that yields events: timing spans, the sources,
-answer tokens as they arrive, and a final summary.
+"""The request path as one async pipeline that yields events (retrieval.events): timing spans,
+the sources, answer tokens as they arrive, and a final summary.
 
     question → [retrieval cache] → embed ([embedding cache] / model) → HNSW search
              → [answer cache] → prompt → LLM stream → tokens
@@ -8,165 +8,108 @@ answer tokens as they arrive, and a final summary.
 Heavy resources (ONNX model, Chroma, the LLM client) load only when a cache misses, start as
 soon as a miss is known, and overlap one another; each load is a span of its own. A cached
 answer therefore needs neither Chroma nor the model nor the `openai` package.
+
+This module holds the warm resources and the order of the steps; the steps themselves live
+beside it: scope (filters), search (dense, lexical, fusion), replay (the answer cache),
+prompt, and embedders.cached (the cache-first embedding shared with ingest).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import fnmatch
-import json
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ragcli.caches.backends import open_caches
-from ragcli.caches.sqlite import (
-    AnswerCache,
-    CachedAnswer,
-    EmbeddingCache,
-    RetrievalCache,
-    digest_key,
-    embedding_key,
-)
+from ragcli.caches.backends import Caches, open_caches
+from ragcli.caches.keys import digest_key
+from ragcli.caches.null import NullAnswerCache, NullEmbeddingCache, NullRetrievalCache
 from ragcli.core.datadir import DataDir
 from ragcli.core.errors import NotReadyError, UsageError
 from ragcli.core.native import native_import
 from ragcli.embedders import open_embedder, settings_for_index
+from ragcli.embedders.cached import VectorFetcher
 from ragcli.generators import open_generator
 from ragcli.index import indexing
-from ragcli.index.catalog import Catalog, ChunkRecord, LexicalFilter
+from ragcli.index.catalog import Catalog, ChunkRecord
 from ragcli.index.store import Store, open_store
-from ragcli.retrieval.prompt import PROMPT_VERSION, Prompt, Source, build_prompt
+from ragcli.retrieval.events import (
+    ROUTE_KEYS,
+    DoneEvent,
+    Event,
+    Query,
+    SourcesEvent,
+    Span,
+    TokenEvent,
+)
+from ragcli.retrieval.prompt import build_prompt
+from ragcli.retrieval.replay import answer_key, cache_kind, replay
+from ragcli.retrieval.scope import Scope, resolve_scope
+from ragcli.retrieval.search import Hits, Searcher
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from ragcli.caches.protocols import AnswerCache, CachedAnswer, EmbeddingCache, RetrievalCache
     from ragcli.core.config import Settings
+    from ragcli.embedders.base import Embedder
 
-# What a generator with several endpoints reports in `prompt.usage` about the route it took.
-ROUTE_KEYS = ("endpoint", "attempts", "failovers", "hedged", "hedge_won")
-
-
-@dataclass(frozen=True)
-class Span:
-    name: str
-    start_ns: int  # time.perf_counter_ns() clock
-    end_ns: int
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ms(self) -> float:
-        return (self.end_ns - self.start_ns) / 1e6
-
-
-@dataclass(frozen=True)
-class SourcesEvent:
-    sources: list[Source]
-    prompt: Prompt | None  # None when the answer came from the cache
-
-
-@dataclass(frozen=True)
-class TokenEvent:
-    text: str
-
-
-@dataclass(frozen=True)
-class DoneEvent:
-    answer: str
-    generator: str
-    started_ns: int  # when the question was received
-    first_token_ns: int | None
-    ended_ns: int
-    tokens: int  # streamed pieces
-    cached: str = ""  # "", "exact" or "semantic"
-    piece_times_ns: tuple[int, ...] = ()  # arrival of each streamed piece (for ITL)
-
-
-Event = Span | SourcesEvent | TokenEvent | DoneEvent
-
-
-@dataclass(frozen=True)
-class Query:
-    question: str
-    k: int | None = None
-    partitions: tuple[str, ...] = ()
-    since: str | None = None  # "30d", "12h", "2w" or an ISO date
-    source: str | None = None  # glob over source paths, e.g. "*/runbooks/*"
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """A query's resolved filters: the Chroma `where`, the same as SQL for the lexical index,
-    and a stable key for the caches."""
-
-    where: dict[str, Any] | None  # every filter, for the global collection
-    key: str
-    sql: LexicalFilter = field(default_factory=lambda: LexicalFilter())
-    partitions: tuple[str, ...] = ()
-    rest: dict[str, Any] | None = None  # the filters but the partition, for its own collection
-
-
-@dataclass(frozen=True)
-class _Retrieval:
-    question: str
-    k: int
-    scope: _Scope
-    index: indexing.IndexInfo
-    started_ns: int
-    vector: bytes | None
-    ranked: list[tuple[ChunkRecord, float]]
-
+T = TypeVar("T")
 
 MAX_QUESTION_CHARS = 4000  # the embedder reads 256 tokens; a prompt should not be all question
-RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009)
-
-
-def fuse(
-    dense: Sequence[tuple[str, float]], lexical: Sequence[tuple[str, float]], weight: float
-) -> list[tuple[str, float]]:
-    """Reciprocal-rank fusion: score = 1/(60 + dense rank) + weight/(60 + lexical rank)."""
-    scores: dict[str, float] = {}
-    for rank, (cid, _) in enumerate(dense, 1):
-        scores[cid] = scores.get(cid, 0.0) + 1.0 / (RRF_K + rank)
-    for rank, (cid, _) in enumerate(lexical, 1):
-        scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def normalise(question: str) -> str:
     return " ".join(question.split())
 
 
-_SINCE = re.compile(r"^(\d+)([hdw])$")
+@dataclass
+class _Retrieval:
+    question: str
+    k: int
+    scope: Scope
+    index: indexing.IndexInfo
+    started_ns: int
+    vector: bytes | None  # the question's embedding, once something needed it
+    ranked: list[tuple[ChunkRecord, float]]
 
 
-def since_timestamp(spec: str, now: float | None = None) -> int:
-    """`30d` → the start of the UTC day 30 days ago (day granularity keeps cache keys stable)."""
-    m = _SINCE.match(spec.strip())
-    if m:
-        hours = int(m.group(1)) * {"h": 1, "d": 24, "w": 168}[m.group(2)]
-        moment = dt.datetime.fromtimestamp(now or time.time(), dt.UTC) - dt.timedelta(hours=hours)
-        if m.group(2) == "h":
-            return int(moment.replace(minute=0, second=0, microsecond=0).timestamp())
-        return int(moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
-    try:
-        day = dt.date.fromisoformat(spec.strip())
-    except ValueError:
-        raise UsageError(f"--since {spec!r}: use a duration like 30d, 12h, 2w or a date") from None
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+@dataclass(frozen=True)
+class _Pending:
+    """A question whose retrieval missed the cache."""
+
+    key: str  # its retrieval-cache key
+    question: str
+    k: int
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What retrieving many pending questions at once took and found."""
+
+    vectors: np.ndarray
+    hits: list[Hits]  # per pending question
+    cache_hits: int  # query vectors found in the embedding cache
+    embed: tuple[int, int]  # start and end of the embedding
+    search: tuple[int, int]  # start and end of the searches
+    calls: int  # index calls (one per distinct k and scope)
+    embedder_load: Span | None
+    index_load: Span | None
 
 
 class Pipeline:
-    """Holds the warm resources (model, index, clients) and answers questions with them."""
+    """Holds the warm resources (model, index, clients) and answers questions with them.
 
-    def __init__(self, settings: Settings) -> None:
+    `embedder`: one already opened (and perhaps loaded) to share, e.g. across the variants of
+    a profile or the runs of an eval; by default the settings' own. Either way `open` swaps
+    it for the index's embedder if the index was built with another."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.caches = settings.caches
         self.dirs = DataDir(settings.data_dir)
-        self.embedder = open_embedder(settings)
+        self.embedder = embedder if embedder is not None else open_embedder(settings)
         self.generator = open_generator(settings)
         # The prompt layout: `auto` asks the generator (prefix-cache friendly for LLMs).
         self.layout = (
@@ -175,13 +118,15 @@ class Pipeline:
             else getattr(self.generator, "prompt_layout", "prefix")
         )
         self.catalog: Catalog | None = None
-        self.embedding_cache: EmbeddingCache | None = None
-        self.retrieval_cache: RetrievalCache | None = None
-        self.answer_cache: AnswerCache | None = None
         self.store: Store | None = None
+        # Null until `open`; then each is the real cache, or a null one if it is switched off.
+        self._caches: Caches | None = None
+        self.embedding_cache: EmbeddingCache = NullEmbeddingCache()
+        self.retrieval_cache: RetrievalCache = NullRetrievalCache()
+        self.answer_cache: AnswerCache = NullAnswerCache()
+        self._searcher: Searcher | None = None
         self._loads: dict[str, asyncio.Future[Span]] = {}
-        self._prefetched: dict[str, list[tuple[str, float]]] = {}
-        self._exact: tuple[str, Any] | None = None
+        self._prefetched: dict[str, Hits] = {}
         self._lookups: dict[str, tuple[int, Any]] = {}
 
     # -- resources ------------------------------------------------------------------------
@@ -200,7 +145,7 @@ class Pipeline:
             # The index decides how questions are embedded: its vectors are in that space.
             self.settings = settings_for_index(self.settings, built_with)
             self.embedder = open_embedder(self.settings)
-        caches = open_caches(self.settings)  # SQLite in the data dir, or Redis
+        caches = self._caches = open_caches(self.settings)  # SQLite in the data dir, or Redis
         self.embedding_cache = caches.embedding
         self.retrieval_cache = caches.retrieval
         self.answer_cache = caches.answer
@@ -243,6 +188,8 @@ class Pipeline:
         await (warm() if warm is not None else self.embedder.aembed(["warm up"]))
 
     async def _index_work(self) -> None:
+        catalog = self._opened()
+
         def blocking() -> None:
             np = native_import("numpy")
 
@@ -252,6 +199,9 @@ class Pipeline:
             self.store = store
 
         await asyncio.to_thread(blocking)
+        assert self.store is not None
+        s = self.settings
+        self._searcher = Searcher(self.store, catalog, s.retrieval, s.search, s.hybrid_weight)
 
     async def _embedder_ready(self) -> Span | None:
         return await self._await_load("load.embedder", self._embedder_work)
@@ -263,82 +213,53 @@ class Pipeline:
         return await self._await_load("load.generator", self.generator.warm)
 
     def close(self) -> None:
-        for resource in (self.catalog, self.embedding_cache):
-            if resource is not None:
-                resource.close()
+        if self.catalog is not None:
+            self.catalog.close()
+        if self._caches is not None:
+            self._caches.close()
 
     def counters(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for name, cache in (
-            ("embedding", self.embedding_cache),
-            ("retrieval", self.retrieval_cache),
-            ("answer", self.answer_cache),
-        ):
-            if cache is not None:
-                out[name] = {"hits": cache.counters.hits, "misses": cache.counters.misses}
-        if self.answer_cache is not None:
-            out["answer"]["semantic_hits"] = self.answer_cache.semantic_hits
-        return out
+        """Hits and misses per cache in this process (zeros for a cache that is off)."""
+        if self._caches is None:
+            return {}
+        return {
+            "embedding": _hits_misses(self.embedding_cache),
+            "retrieval": _hits_misses(self.retrieval_cache),
+            "answer": {
+                **_hits_misses(self.answer_cache),
+                "semantic_hits": self.answer_cache.semantic_hits,
+            },
+        }
 
     # -- steps ----------------------------------------------------------------------------
+    def _opened(self) -> Catalog:
+        assert self.catalog is not None, "Pipeline.open() first"
+        return self.catalog
+
     def _index(self) -> indexing.IndexInfo:
-        assert self.catalog is not None
-        info = indexing.current(self.catalog)  # re-read: an ingest may have moved it on
+        info = indexing.current(self._opened())  # re-read: an ingest may have moved it on
         if info is None:
             raise NotReadyError("there is no index yet: run `ragcli ingest PATH` first")
         return info
 
-    def _per_version(self, name: str, load: Callable[[], Any]) -> Any:
+    def _per_version(self, name: str, load: Callable[[], T]) -> T:
         """A catalogue lookup remembered until the catalogue's version changes."""
-        assert self.catalog is not None
-        version = self.catalog.version
+        version = self._opened().version
         hit = self._lookups.get(name)
         if hit is None or hit[0] != version:
             hit = self._lookups[name] = (version, load())
-        return hit[1]
+        value: T = hit[1]
+        return value
 
-    def _scope(self, query: Query) -> _Scope:
-        assert self.catalog is not None
-        rest: list[dict[str, Any]] = []
-        key: dict[str, Any] = {}
-        parts: list[str] = []
-        if query.partitions:
-            known = self._per_version("partitions", self.catalog.partition_names)
-            unknown = [p for p in query.partitions if p not in known]
-            if unknown:
-                names = ", ".join(sorted(known)) or "none"
-                raise UsageError(f"unknown partition {unknown[0]!r} (known: {names})")
-            parts = sorted(set(query.partitions))
-            key["partitions"] = parts
-        if query.since:
-            ts = since_timestamp(query.since)
-            key["since"] = ts
-            rest.append({"date_ts": {"$gte": ts}})
-        if query.source:
-            sources = [
-                s
-                for s, rel in self._per_version("sources", self.catalog.sources)
-                if fnmatch.fnmatch(s, query.source) or fnmatch.fnmatch(rel, query.source)
-            ]
-            if not sources:
-                raise UsageError(f"--source {query.source!r} matches no ingested document")
-            key["sources"] = sorted(sources)
-            rest.append({"source": {"$in": sorted(sources)}})
-        clauses = list(rest)
-        if parts:
-            clauses.insert(
-                0, {"partition": parts[0]} if len(parts) == 1 else {"partition": {"$in": parts}}
-            )
-
-        def combine(items: list[dict[str, Any]]) -> dict[str, Any] | None:
-            return None if not items else items[0] if len(items) == 1 else {"$and": items}
-
-        sql = LexicalFilter(tuple(parts), key.get("since"), tuple(key.get("sources", ())))
-        return _Scope(
-            combine(clauses), json.dumps(key, sort_keys=True), sql, tuple(parts), combine(rest)
+    def _scope(self, query: Query) -> Scope:
+        catalog = self._opened()
+        return resolve_scope(
+            query,
+            lambda: self._per_version("partitions", catalog.partition_names),
+            lambda: self._per_version("sources", catalog.sources),
         )
 
-    def _retrieval_key(self, question: str, k: int, scope: _Scope) -> str:
+    def _retrieval_key(self, question: str, k: int, scope: Scope) -> str:
         info = self._index()
         return digest_key(
             "retrieval",
@@ -357,115 +278,76 @@ class Pipeline:
     async def _embed_queries(self, texts: Sequence[str]) -> tuple[np.ndarray, int, Span | None]:
         """Vectors for `texts`, cache first, all misses in one model call. Also returns the hit
         count and, if the model had to be loaded for the misses, that load's span."""
-        import numpy as np
+        load: Span | None = None
 
-        assert self.embedding_cache is not None
-        e = self.embedder
-        use_cache = "embedding" in self.caches
-        keys = [embedding_key(e.cache_id, e.dimensions, t) for t in texts]
-        found = self.embedding_cache.get_many(keys) if use_cache else {}
-        missing = [i for i, k in enumerate(keys) if k not in found]
-        out = np.empty((len(texts), e.dimensions), dtype=np.float32)
-        for i, k in enumerate(keys):
-            if k in found:
-                out[i] = np.frombuffer(found[k], dtype=np.float32)
-        load = None
-        if missing:
+        async def model_ready() -> None:
+            nonlocal load
             load = await self._embedder_ready()
-            vecs = await e.aembed([texts[i] for i in missing])
-            out[missing] = vecs
-            if use_cache:
-                self.embedding_cache.put_many(
-                    e.cache_id, e.dimensions, [(keys[i], out[i].tobytes()) for i in missing]
-                )
-        return out, len(texts) - len(missing), load
 
-    async def _search(
-        self, vectors: np.ndarray, k: int, scope: _Scope
-    ) -> list[list[tuple[str, float]]]:
-        """Top-k per vector among the chunks the catalogue knows. A scoped question searches
-        its partitions' own collections (in parallel threads, merged by score); anything else
-        searches the global one. The index may briefly hold chunks of an ingest in progress
-        (added before the catalogue commits, deleted after): asking for a few more than k and
-        dropping ids the catalogue does not know hides them."""
-        assert self.store is not None and self.catalog is not None
+        fetch = VectorFetcher(
+            self.embedder, self.embedding_cache, per_batch=False, before_embed=model_ready
+        )
+        vectors = await fetch.vectors(texts)
+        return vectors, fetch.hits, load
+
+    async def _retrieve_misses(self, pending: Sequence[_Pending], version: int) -> _Batch:
+        """The one retrieval path for questions that missed the retrieval cache, one or many:
+        their vectors in one embedding call, one index call per distinct (k, scope), each
+        result stored in the retrieval cache under `version`."""
+        self._load("load.index", self._index_work)
+        await asyncio.sleep(0)  # let the loads start their threads before we embed
+        t0 = time.perf_counter_ns()
+        vectors, cache_hits, embedder_load = await self._embed_queries(
+            [p.question for p in pending]
+        )
+        t1 = time.perf_counter_ns()
+        index_load = await self._index_ready()
+        t2 = time.perf_counter_ns()
+        assert self._searcher is not None
+        groups: dict[tuple[int, str], list[int]] = {}
+        for i, p in enumerate(pending):
+            groups.setdefault((p.k, p.scope.key), []).append(i)
         info = self._index()
-        fetch = k + min(k, 10)
-        if self.settings.search == "exact":
-            if self._exact is None or self._exact[0] != info.name:
-                from ragcli.index.exact import ExactIndex
-
-                self._exact = (
-                    info.name,
-                    await asyncio.to_thread(ExactIndex, self.store, info.name),
-                )
-            found = self._exact[1].query(vectors, fetch, scope.where)
-        elif scope.partitions and all(p in info.partitions for p in scope.partitions):
-            per_partition = await asyncio.gather(
-                *(
-                    asyncio.to_thread(
-                        self.store.query, info.partitions[p], vectors, fetch, scope.rest
-                    )
-                    for p in scope.partitions
-                )
-            )
-            found = [
-                sorted((h for rows in per_partition for h in rows[i]), key=lambda h: -h.score)[
-                    :fetch
-                ]
-                for i in range(len(vectors))
-            ]
-        else:
-            found = await asyncio.to_thread(
-                self.store.query, info.name, vectors, fetch, scope.where
-            )
-        known = self.catalog.known_ids({h.id for row in found for h in row})
-        return [[(h.id, h.score) for h in row if h.id in known][:k] for row in found]
+        hits: list[Hits] = [[] for _ in pending]
+        for rows in groups.values():
+            first = pending[rows[0]]
+            questions = [pending[r].question for r in rows]
+            found = await self._searcher.rank(info, questions, vectors[rows], first.k, first.scope)
+            for row, ranked in zip(rows, found, strict=True):
+                hits[row] = ranked
+                self.retrieval_cache.put(pending[row].key, ranked, version)
+        t3 = time.perf_counter_ns()
+        return _Batch(
+            vectors, hits, cache_hits, (t0, t1), (t2, t3), len(groups), embedder_load, index_load
+        )
 
     async def prefetch(self, queries: Sequence[Query]) -> list[Span]:
         """Retrieve for many questions at once: missing query vectors in one embedding batch,
         one Chroma call per distinct (k, filters). `ask` then finds the results ready."""
         if self.catalog is None:
             await self.open()
-        todo: dict[str, tuple[str, int, _Scope]] = {}
+        todo: dict[str, _Pending] = {}
         for q in queries:
             text, k = normalise(q.question), q.k or self.settings.k
             if not text:
                 continue
             scope = self._scope(q)
             rkey = self._retrieval_key(text, k, scope)
-            if "retrieval" in self.caches and self.retrieval_cache.get(rkey) is not None:
+            if self.retrieval_cache.get(rkey) is not None:
                 continue
-            todo[rkey] = (text, k, scope)
+            todo[rkey] = _Pending(rkey, text, k, scope)
         if not todo or self.settings.retrieval == "lexical":
             return []  # lexical search needs neither the model nor Chroma: nothing to batch
-        self._load("load.index", self._index_work)
-        t0 = time.perf_counter_ns()
-        keys = list(todo)
-        vectors, hits, load = await self._embed_queries([todo[r][0] for r in keys])
-        spans = [load] if load else []
-        t1 = time.perf_counter_ns()
-        spans.append(Span("embed.batch", t0, t1, {"queries": len(keys), "cache_hits": hits}))
-        if load := await self._index_ready():
-            spans.append(load)
-            t1 = time.perf_counter_ns()
-        groups: dict[tuple[int, str], list[int]] = {}
-        for i, r in enumerate(keys):
-            groups.setdefault((todo[r][1], todo[r][2].key), []).append(i)
-        version = self._index().version
-        hybrid = self.settings.retrieval == "hybrid"
-        for (k, _), rows in groups.items():
-            scope = todo[keys[rows[0]]][2]
-            depth = max(k * 4, 20) if hybrid else k
-            found = await self._search(vectors[rows], depth, scope)
-            for row, hits_ in zip(rows, found, strict=True):
-                if hybrid:
-                    lexical = self.catalog.lexical_search(todo[keys[row]][0], depth, scope.sql)
-                    hits_ = fuse(hits_, lexical, self.settings.hybrid_weight)[:k]
-                self._prefetched[keys[row]] = hits_
-                if "retrieval" in self.caches:
-                    self.retrieval_cache.put(keys[row], hits_, version)
-        spans.append(Span("retrieve.batch", t1, time.perf_counter_ns(), {"calls": len(groups)}))
+        pending = list(todo.values())
+        batch = await self._retrieve_misses(pending, self._index().version)
+        for p, hits in zip(pending, batch.hits, strict=True):
+            self._prefetched[p.key] = hits
+        spans = [batch.embedder_load] if batch.embedder_load else []
+        attrs = {"queries": len(pending), "cache_hits": batch.cache_hits}
+        spans.append(Span("embed.batch", *batch.embed, attrs))
+        if batch.index_load:
+            spans.append(batch.index_load)
+        spans.append(Span("retrieve.batch", *batch.search, {"calls": batch.calls}))
         return spans
 
     # -- the request path -----------------------------------------------------------------
@@ -476,31 +358,23 @@ class Pipeline:
         if self.catalog is None:
             for span in await self.open():
                 yield span
-        assert self.catalog is not None and self.answer_cache is not None
-        question = normalise(query.question)
-        if not question:
-            raise UsageError("the question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise UsageError(
-                f"the question is too long ({len(question)} characters; at most "
-                f"{MAX_QUESTION_CHARS}): put long material in a document and ingest it"
-            )
+        catalog = self._opened()
+        question = _checked(query.question)
         k = query.k or self.settings.k
         t0 = time.perf_counter_ns()
         scope = self._scope(query)
         index = self._index()
         rkey = self._retrieval_key(question, k, scope)
         hits = self._prefetched.pop(rkey, None)
-        if hits is None and "retrieval" in self.caches:
+        if hits is None:
             hits = self.retrieval_cache.get(rkey)
         vector: bytes | None = None
         mode = self.settings.retrieval
         if hits is not None:
             yield Span("retrieve", t0, time.perf_counter_ns(), {"cache": "hit", "k": k})
         elif mode == "lexical":
-            hits = self.catalog.lexical_search(question, k, scope.sql)
-            if "retrieval" in self.caches:
-                self.retrieval_cache.put(rkey, hits, index.version)
+            hits = catalog.lexical_search(question, k, scope.sql)
+            self.retrieval_cache.put(rkey, hits, index.version)
             yield Span(
                 "retrieve", t0, time.perf_counter_ns(), {"cache": "miss", "k": k, "mode": mode}
             )
@@ -510,29 +384,19 @@ class Pipeline:
             self._load("load.index", self._index_work)
             if for_answer:
                 self._load("load.generator", self.generator.warm)
-            await asyncio.sleep(0)  # let the loads start their threads before we embed
-            t1 = time.perf_counter_ns()
-            vectors, cache_hits, load = await self._embed_queries([question])
-            vector = vectors[0].tobytes()
-            t2 = time.perf_counter_ns()
-            if load:
-                yield load
-                t1 = load.end_ns
-            yield Span("embed", t1, t2, {"cache": "hit" if cache_hits else "miss"})
-            if span := await self._index_ready():
-                yield span
-            t3 = time.perf_counter_ns()
-            depth = k if mode == "dense" else max(k * 4, 20)  # fusion wants deeper lists
-            hits = (await self._search(vectors, depth, scope))[0]
-            if mode == "hybrid":
-                lexical = self.catalog.lexical_search(question, depth, scope.sql)
-                hits = fuse(hits, lexical, self.settings.hybrid_weight)[:k]
-            if "retrieval" in self.caches:
-                self.retrieval_cache.put(rkey, hits, index.version)
-            yield Span(
-                "retrieve", t3, time.perf_counter_ns(), {"cache": "miss", "k": k, "mode": mode}
-            )
-        records = self.catalog.chunks([cid for cid, _ in hits])
+            batch = await self._retrieve_misses([_Pending(rkey, question, k, scope)], index.version)
+            vector, hits = batch.vectors[0].tobytes(), batch.hits[0]
+            embed_start, embed_end = batch.embed
+            if batch.embedder_load:
+                yield batch.embedder_load
+                embed_start = batch.embedder_load.end_ns
+            cache = "hit" if batch.cache_hits else "miss"
+            yield Span("embed", embed_start, embed_end, {"cache": cache})
+            if batch.index_load:
+                yield batch.index_load
+            attrs = {"cache": "miss", "k": k, "mode": mode}
+            yield Span("retrieve", *batch.search, attrs)
+        records = catalog.chunks([cid for cid, _ in hits])
         ranked = [(records[cid], score) for cid, score in hits if cid in records]
         yield _Retrieval(question, k, scope, index, t0, vector, ranked)
 
@@ -549,123 +413,125 @@ class Pipeline:
         return result.ranked, spans
 
     async def ask(self, query: Query) -> AsyncIterator[Event]:
+        """Answer one question: retrieval, the answer cache, then prompt and LLM stream."""
         r: _Retrieval | None = None
         async for item in self._retrieval_steps(query, for_answer=True):
             if isinstance(item, Span):
                 yield item
             else:
                 r = item
-        assert r is not None and self.catalog is not None and self.answer_cache is not None
-        question, scope, index, t0, vector, ranked = (
+        assert r is not None
+        akey = answer_key(
             r.question,
-            r.scope,
-            r.index,
-            r.started_ns,
-            r.vector,
-            r.ranked,
-        )
-        cached: CachedAnswer | None = None
-        akey = digest_key(
-            "answer",
-            question,
-            [c.id for c, _ in ranked],
+            [c.id for c, _ in r.ranked],
             self.generator.name,
-            PROMPT_VERSION,
             self.settings.max_context_tokens,
             self.layout,
         )
-        if "answer" in self.caches and ranked:
-            t = time.perf_counter_ns()
-            cached = self.answer_cache.get(akey)
-            if cached is None and self.settings.semantic_threshold > 0:
-                if vector is None:
-                    vectors, _, load = await self._embed_queries([question])
-                    if load:
-                        yield load
-                    vector = vectors[0].tobytes()
-                cached = self.answer_cache.nearest(
-                    scope.key,
-                    self.generator.name,
-                    index.version,
-                    vector,
-                    self.settings.semantic_threshold,
-                )
-            kind = "" if cached is None else "exact" if cached.similarity == 1.0 else "semantic"
-            yield Span("answer_cache", t, time.perf_counter_ns(), {"cache": kind or "miss"})
+        cached: CachedAnswer | None = None
+        async for step in self._cached_answer(r, akey):
+            if isinstance(step, Span):
+                yield step
+            else:
+                cached = step
         if cached is not None:
-            async for event in self._replay(cached, t0, kind):
+            records = self._opened().chunks([cid for cid, _ in cached.sources])
+            for event in replay(cached, records, self.generator.name, r.started_ns):
                 yield event
             return
+        async for event in self._generate(r, akey):
+            yield event
 
+    async def _cached_answer(self, r: _Retrieval, akey: str) -> AsyncIterator[Span | CachedAnswer]:
+        """The answer-cache stage: exact, then semantic (embedding the question if retrieval
+        did not). Yields its spans, then the cached answer if there is one. Skipped (no span)
+        when the answer cache is off or nothing was retrieved."""
+        if not self.answer_cache.enabled or not r.ranked:
+            return
+        t = time.perf_counter_ns()
+        cached = self.answer_cache.get(akey)
+        if cached is None and self.settings.semantic_threshold > 0:
+            if r.vector is None:
+                vectors, _, load = await self._embed_queries([r.question])
+                if load:
+                    yield load
+                r.vector = vectors[0].tobytes()
+            cached = self.answer_cache.nearest(
+                r.scope.key,
+                self.generator.name,
+                r.index.version,
+                r.vector,
+                self.settings.semantic_threshold,
+            )
+        kind = cache_kind(cached)
+        yield Span("answer_cache", t, time.perf_counter_ns(), {"cache": kind or "miss"})
+        if cached is not None:
+            yield cached
+
+    async def _generate(self, r: _Retrieval, akey: str) -> AsyncIterator[Event]:
+        """Prompt, LLM stream, and the answer stored in the answer cache."""
         t4 = time.perf_counter_ns()
         prompt = build_prompt(
-            question,
-            ranked,
+            r.question,
+            r.ranked,
             self.settings.max_context_tokens,
             self.generator.count_tokens,
             self.layout,
         )
-        t5 = time.perf_counter_ns()
-        yield Span(
-            "prompt",
-            t4,
-            t5,
-            {"tokens": prompt.tokens, "sources": len(prompt.sources), "layout": prompt.layout},
-        )
+        attrs = {"tokens": prompt.tokens, "sources": len(prompt.sources), "layout": prompt.layout}
+        yield Span("prompt", t4, time.perf_counter_ns(), attrs)
         yield SourcesEvent(prompt.sources, prompt)
+        name = self.generator.name
         if not prompt.sources:
-            first = time.perf_counter_ns()
+            now = time.perf_counter_ns()
             text = "No ingested text matches this question."
             yield TokenEvent(text)
-            yield DoneEvent(text, self.generator.name, t0, first, first, 1)
+            yield DoneEvent(text, name, r.started_ns, now, now, 1)
             return
         if span := await self._generator_ready():
             yield span
         t6 = time.perf_counter_ns()
         pieces: list[str] = []
         times: list[int] = []
-        first: int | None = None
-        async for piece in self.generator.stream(question, prompt):
+        async for piece in self.generator.stream(r.question, prompt):
             times.append(time.perf_counter_ns())
-            if first is None:
-                first = times[0]
+            if len(times) == 1:
                 # Several LLM endpoints: which one answered, failovers, hedging (endpoints.py).
                 route = {k: prompt.usage.pop(k) for k in ROUTE_KEYS if k in prompt.usage}
-                yield Span("llm.first_token", t6, first, route)
+                yield Span("llm.first_token", t6, times[0], route)
             pieces.append(piece)
             yield TokenEvent(piece)
         end = time.perf_counter_ns()
+        first = times[0] if times else None
         # prompt_tokens / cached_tokens, when the provider reported them (prefix-cache reuse).
         yield Span("llm.stream", first or end, end, {"pieces": len(pieces), **prompt.usage})
         answer = "".join(pieces)
-        if "answer" in self.caches and answer:
+        if answer:
             self.answer_cache.put(
                 akey,
-                scope=scope.key,
-                question=question,
-                vector=vector,
+                scope=r.scope.key,
+                question=r.question,
+                vector=r.vector,
                 answer=answer,
                 sources=[(s.chunk.id, s.score) for s in prompt.sources],
-                generator=self.generator.name,
-                index_version=index.version,
+                generator=name,
+                index_version=r.index.version,
             )
-        yield DoneEvent(answer, self.generator.name, t0, first, end, len(pieces), "", tuple(times))
+        yield DoneEvent(answer, name, r.started_ns, first, end, len(pieces), "", tuple(times))
 
-    async def _replay(self, cached: CachedAnswer, t0: int, kind: str) -> AsyncIterator[Event]:
-        assert self.catalog is not None
-        records = self.catalog.chunks([cid for cid, _ in cached.sources])
-        kept = [(c, s) for c, s in cached.sources if c in records]  # in citation order
-        ranks = {c: r for r, (c, _) in enumerate(sorted(kept, key=lambda cs: -cs[1]), start=1)}
-        sources = [
-            Source(i, records[cid], score, ranks[cid])
-            for i, (cid, score) in enumerate(kept, start=1)
-        ]
-        yield SourcesEvent(sources, None)
-        first = time.perf_counter_ns()
-        yield Span("llm.first_token", first, first, {"cache": kind})
-        pieces = re.findall(r"\S+\s*", cached.answer) or [cached.answer]
-        for piece in pieces:
-            yield TokenEvent(piece)
-        end = time.perf_counter_ns()
-        yield Span("llm.stream", first, end, {"pieces": len(pieces), "cache": kind})
-        yield DoneEvent(cached.answer, self.generator.name, t0, first, end, len(pieces), kind)
+
+def _checked(question: str) -> str:
+    """The question, whitespace-normalised; refused if empty or too long."""
+    text = normalise(question)
+    if not text:
+        raise UsageError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise UsageError(
+            f"the question is too long ({len(text)} characters; at most "
+            f"{MAX_QUESTION_CHARS}): put long material in a document and ingest it"
+        )
+    return text
+
+
+def _hits_misses(cache: EmbeddingCache | RetrievalCache | AnswerCache) -> dict[str, int]:
+    return {"hits": cache.counters.hits, "misses": cache.counters.misses}

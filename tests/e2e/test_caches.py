@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ragcli.embedders import open_embedder
 from ragcli.ingest.run import ingest
-from ragcli.retrieval.pipeline import DoneEvent, Pipeline, Query, Span
+from ragcli.retrieval.events import DoneEvent, Query, Span
+from ragcli.retrieval.pipeline import Pipeline
 from tests.support.cli import Run, run_ragcli
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 from tests.support.pipeline import PAGER, ask_query, ingest_corpus, pipeline_for, settings_for

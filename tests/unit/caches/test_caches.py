@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ragcli.core.db import transaction
-from ragcli.retrieval.pipeline import Query, since_timestamp
+from ragcli.retrieval.events import Query
+from ragcli.retrieval.scope import since_timestamp
 from tests.support.pipeline import PAGER, ask_query, ingest_corpus, pipeline_for
 
 

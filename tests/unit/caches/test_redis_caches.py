@@ -19,7 +19,8 @@ from ragcli.core.config import load_settings
 from ragcli.core.db import transaction
 from ragcli.embedders.local import LocalEmbedder
 from ragcli.ingest.run import ingest
-from ragcli.retrieval.pipeline import DoneEvent, Pipeline, Query, Span
+from ragcli.retrieval.events import DoneEvent, Query, Span
+from ragcli.retrieval.pipeline import Pipeline
 from tests.support.pipeline import ask_query
 
 EMB = LocalEmbedder()
@@ -132,9 +133,7 @@ def _ask(pipeline: Pipeline, question: str) -> tuple[DoneEvent, dict[str, Span]]
 
 
 def _pipeline(home: Path, redis_url: str, **kw: Any) -> Pipeline:
-    p = Pipeline(_settings(home, redis_url, **kw))
-    p.embedder = EMB
-    return p
+    return Pipeline(_settings(home, redis_url, **kw), EMB)
 
 
 def test_index_version_bump_invalidates_redis_entries(

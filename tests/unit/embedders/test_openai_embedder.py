@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragcli.caches.sqlite import EmbeddingCache
+from ragcli.caches.sqlite import SqliteEmbeddingCache
 from ragcli.core.errors import ProviderError
+from ragcli.embedders.cached import VectorFetcher
 from ragcli.embedders.openai_embedder import OpenAIEmbedder
 from ragcli.ingest.chunking import chunk_text
 from ragcli.providers.batching import (
@@ -23,7 +24,6 @@ from ragcli.providers.batching import (
     API_MAX_REQUEST_TOKENS,
     plan_batches,
 )
-from ragcli.retrieval.vectors import VectorFetcher
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, fake_vector
 
 MODEL = "text-embedding-3-small"
@@ -185,7 +185,7 @@ def test_fatal_error_keeps_finished_batches_and_a_rerun_embeds_only_the_rest(
     tmp_path: Path,
 ) -> None:
     texts = texts_of(60)
-    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    cache = SqliteEmbeddingCache(tmp_path / "cache.sqlite")
     try:
         with OpenAICompatibleServer(ServerConfig(error_rate=0.4, seed=11)) as srv:
             e = embedder(srv, concurrency=3, batch_size=3, max_retries=0)

@@ -19,7 +19,8 @@ from ragcli.index.catalog import Catalog
 from ragcli.index.store import open_store
 from ragcli.index.tuning import tune_index
 from ragcli.ingest.run import ingest
-from ragcli.retrieval.pipeline import DoneEvent, Pipeline, Query, SourcesEvent
+from ragcli.retrieval.events import DoneEvent, Query, SourcesEvent
+from ragcli.retrieval.pipeline import Pipeline
 
 EMB = LocalEmbedder()
 PAGER = "How do I rotate the on-call pager?"
@@ -44,8 +45,7 @@ def _ask(home: Path, chroma_url: str, query: Query) -> tuple[list[str], str]:
     """(sources in rank order, answer) with every cache off: the store answers."""
 
     async def go() -> tuple[list[str], str]:
-        p = Pipeline(_settings(home, chroma_url, no_cache="all", retrieval="dense"))
-        p.embedder = EMB
+        p = Pipeline(_settings(home, chroma_url, no_cache="all", retrieval="dense"), EMB)
         sources, answer = [], ""
         try:
             async for ev in p.ask(query):

@@ -20,7 +20,8 @@ from ragcli.profile.ablation import VARIANTS, ablate
 from ragcli.profile.budget import check, parse_budgets
 from ragcli.profile.runs import run_round
 from ragcli.profile.stats import percentile, summarize
-from ragcli.retrieval.pipeline import Pipeline, Query
+from ragcli.retrieval.events import Query
+from ragcli.retrieval.pipeline import Pipeline
 from tests.support.openai_server import Counters, OpenAICompatibleServer, ServerConfig
 
 Q = "How do I rotate the on-call pager?"
@@ -107,8 +108,7 @@ def test_each_ablation_variant_switches_its_optimisation_off(home: Path, corpus:
 
             def variant(overrides: dict[str, Any]) -> Pipeline:  # as in cli.profile
                 srv.reset()  # the provider's counts from here on are this variant's
-                p = Pipeline(dataclasses.replace(settings, **overrides).validate())
-                p.embedder = first.embedder
+                p = Pipeline(dataclasses.replace(settings, **overrides).validate(), first.embedder)
                 made.append((p, srv.counters))
                 return p
 

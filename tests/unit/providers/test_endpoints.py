@@ -25,7 +25,7 @@ from ragcli.providers.endpoints import (
     HEDGE_FLOOR_S,
     EndpointPool,
 )
-from ragcli.retrieval.pipeline import ROUTE_KEYS
+from ragcli.retrieval.events import ROUTE_KEYS
 from tests.support.endpoints import REPLY, release_when, server
 from tests.support.openai_server import OpenAICompatibleServer, wait_for
 from tests.support.servers import free_port
