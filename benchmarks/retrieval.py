@@ -69,7 +69,8 @@ from ragcli.index import indexing  # noqa: E402
 from ragcli.index.catalog import Catalog  # noqa: E402
 from ragcli.index.store import Hit, HnswParams, Store  # noqa: E402
 from ragcli.profile.profiling import run_once  # noqa: E402
-from ragcli.retrieval.pipeline import Pipeline, Query  # noqa: E402
+from ragcli.retrieval.events import Query  # noqa: E402
+from ragcli.retrieval.pipeline import Pipeline  # noqa: E402
 
 REPO = synthetic.REPO
 K = 10

@@ -10,7 +10,8 @@ from typing import Any
 from ragcli.core.config import load_settings
 from ragcli.embedders.local import LocalEmbedder
 from ragcli.ingest.run import ingest
-from ragcli.retrieval.pipeline import DoneEvent, Pipeline, Query, Span
+from ragcli.retrieval.events import DoneEvent, Query, Span
+from ragcli.retrieval.pipeline import Pipeline
 
 EMB = LocalEmbedder()
 PAGER = "How do I rotate the on-call pager?"
@@ -42,6 +43,5 @@ def ask_query(pipeline: Pipeline, query: Query) -> tuple[DoneEvent, dict[str, Sp
 
 
 def pipeline_for(home: Path, **kw: Any) -> Pipeline:
-    p = Pipeline(settings_for(home, **kw))
-    p.embedder = EMB  # share the loaded model across tests (same class, same files)
-    return p
+    # Share the loaded model across tests (same class, same files).
+    return Pipeline(settings_for(home, **kw), EMB)
