@@ -226,13 +226,6 @@ def read_trec_run(path: Path) -> dict[str, list[str]]:
     return out
 
 
-def write_trec_run(path: Path, ranked: dict[str, list[str]], tag: str = "ragcli") -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for qid, docs in ranked.items():
-            for rank, doc in enumerate(docs, 1):
-                f.write(f"{qid} Q0 {doc} {rank} {len(docs) - rank + 1} {tag}\n")
-
-
 def read_jsonl(path: Path) -> RelevanceSet:
     """`{"question": ..., "sources": [...]}` a line."""
     queries: list[EvalQuery] = []

@@ -41,7 +41,7 @@ def eval_table(report: dict[str, Any]) -> Any:
         collapse_padding=True,
     )
     table.add_column("configuration", overflow="fold", min_width=18)
-    heads = ("doc\nnDCG", "doc\nMRR", "doc\nhit@1", "doc\nhit@k", "doc\nrec@k")
+    heads: tuple[str, ...] = ("doc\nnDCG", "doc\nMRR", "doc\nhit@1", "doc\nhit@k", "doc\nrec@k")
     heads += ("chunk\nnDCG", "chunk\nMRR", "ms\np50", "ms\np95")
     for head in heads:
         table.add_column(head, justify="right", no_wrap=True)

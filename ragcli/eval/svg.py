@@ -7,6 +7,7 @@ line through the configurations that differ only in ef_search (one curve per ret
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -43,132 +44,175 @@ def _points(report: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     return out
 
 
-def eval_svg(report: dict[str, Any], metric: str = "ndcg@10") -> str:
-    points = _points(report, metric)
-    plot_w, plot_h = _W - _LEFT - 2 * _PAD - 150, _H - _TOP - _BOTTOM
+@dataclass(frozen=True)
+class _Plot:
+    """The plot area and its scales: latency (ms) across, the metric up."""
+
+    x_max: float
+    y_lo: float
+    y_hi: float = 1.0
+    w: float = _W - _LEFT - 2 * _PAD - 150
+    h: float = _H - _TOP - _BOTTOM
+
+    def sx(self, v: float) -> float:
+        return _LEFT + v / self.x_max * self.w
+
+    def sy(self, v: float) -> float:
+        return _TOP + (1 - (v - self.y_lo) / ((self.y_hi - self.y_lo) or 1.0)) * self.h
+
+
+def _plot_for(points: list[dict[str, Any]]) -> _Plot:
     x_max = max((p["x95"] for p in points), default=1.0) * 1.08 or 1.0
     y_lo = max(0.0, math.floor((min((p["y"] for p in points), default=0.0) - 0.05) * 10) / 10)
-    y_hi = 1.0
+    return _Plot(x_max, y_lo)
 
-    def sx(v: float) -> float:
-        return _LEFT + v / x_max * plot_w
 
-    def sy(v: float) -> float:
-        return _TOP + (1 - (v - y_lo) / ((y_hi - y_lo) or 1.0)) * plot_h
-
+def _title(report: dict[str, Any], metric: str) -> list[str]:
     s = report["set"]
-    parts = [
+    return [
         f'<text x="{_PAD}" y="30" class="t">ragcli eval: {escape(s["name"])} — document '
         f"{escape(metric)} against retrieval latency</text>",
         f'<text x="{_PAD}" y="50" class="v">{s["queries"]} queries; latency = question → '
         "ranked chunks (embed + retrieve), p50 with a whisker to p95; caches for retrieval "
         "and answers off</text>",
     ]
-    # axes and grid
-    step = _nice_step(x_max)
+
+
+def _axes(plot: _Plot, metric: str) -> list[str]:
+    """Grid lines and tick values on both axes, the axes, and their titles."""
+    parts: list[str] = []
+    bottom, right = _TOP + plot.h, _LEFT + plot.w
+    step = _nice_step(plot.x_max)
     tick = 0.0
-    while tick <= x_max + 1e-9:
-        x = sx(tick)
+    while tick <= plot.x_max + 1e-9:
+        x = plot.sx(tick)
+        parts.append(f'<line x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{bottom}" class="g"/>')
         parts.append(
-            f'<line x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{_TOP + plot_h}" class="g"/>'
-        )
-        parts.append(
-            f'<text x="{x:.1f}" y="{_TOP + plot_h + 16}" class="v" text-anchor="middle">'
-            f"{tick:g}</text>"
+            f'<text x="{x:.1f}" y="{bottom + 16}" class="v" text-anchor="middle">{tick:g}</text>'
         )
         tick += step
-    ystep = _nice_step(y_hi - y_lo, 5)
-    tick = y_lo
-    while tick <= y_hi + 1e-9:
-        y = sy(tick)
-        parts.append(
-            f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_LEFT + plot_w}" y2="{y:.1f}" class="g"/>'
-        )
+    ystep = _nice_step(plot.y_hi - plot.y_lo, 5)
+    tick = plot.y_lo
+    while tick <= plot.y_hi + 1e-9:
+        y = plot.sy(tick)
+        parts.append(f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" class="g"/>')
         parts.append(
             f'<text x="{_LEFT - 8}" y="{y + 4:.1f}" class="v" text-anchor="end">{tick:.2f}</text>'
         )
         tick += ystep
+    parts.append(f'<line x1="{_LEFT}" y1="{bottom}" x2="{right}" y2="{bottom}" class="ax"/>')
+    parts.append(f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{bottom}" class="ax"/>')
     parts.append(
-        f'<line x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{_LEFT + plot_w}" y2="{_TOP + plot_h}" '
-        'class="ax"/>'
-    )
-    parts.append(f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{_TOP + plot_h}" class="ax"/>')
-    parts.append(
-        f'<text x="{_LEFT + plot_w / 2:.1f}" y="{_H - 18}" class="l" text-anchor="middle">'
+        f'<text x="{_LEFT + plot.w / 2:.1f}" y="{_H - 18}" class="l" text-anchor="middle">'
         "retrieval latency, ms (p50 ● … p95 |)</text>"
     )
     parts.append(
-        f'<text x="20" y="{_TOP + plot_h / 2:.1f}" class="l" text-anchor="middle" '
-        f'transform="rotate(-90 20 {_TOP + plot_h / 2:.1f})">document {escape(metric)}</text>'
+        f'<text x="20" y="{_TOP + plot.h / 2:.1f}" class="l" text-anchor="middle" '
+        f'transform="rotate(-90 20 {_TOP + plot.h / 2:.1f})">document {escape(metric)}</text>'
     )
-    # curves: configurations equal but for ef_search, in ef_search order
-    curves: dict[tuple, list[dict[str, Any]]] = {}
+    return parts
+
+
+def _curves(points: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Configurations equal but for ef_search, each curve in ef_search order."""
+    curves: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for p in points:
         c = dict(p["row"]["config"])
         c.pop("ef_search", None)
         curves.setdefault(tuple(sorted(c.items())), []).append(p)
-    placed: list[tuple[float, float, float, float]] = []
+    for members in curves.values():
+        members.sort(key=lambda p: p["row"]["config"].get("ef_search") or 0)
+    return list(curves.values())
 
-    def label_at(x: float, y: float, text: str, css: str = "v", left: bool = True) -> None:
-        """Place a label beside (x, y) where it overlaps no other label; skip it if crowded
-        (every point keeps its full description as a tooltip)."""
+
+def _marks(plot: _Plot, members: list[dict[str, Any]], metric: str) -> list[str]:
+    """One curve: its line, and each point with its p95 whisker and its tooltip."""
+    parts: list[str] = []
+    colour = _COLOURS.get(members[0]["row"]["config"].get("retrieval", ""), "#64748b")
+    if len(members) > 1:
+        path = " ".join(f"{plot.sx(p['x']):.1f},{plot.sy(p['y']):.1f}" for p in members)
+        parts.append(
+            f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5" '
+            'stroke-opacity="0.6"/>'
+        )
+    for p in members:
+        x, x95, y = plot.sx(p["x"]), plot.sx(p["x95"]), plot.sy(p["y"])
+        label = p["row"]["label"]
+        tip = f"{label}: {metric} {p['y']:.3f}, p50 {p['x']:.2f} ms, p95 {p['x95']:.2f} ms"
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x95:.1f}" y2="{y:.1f}" stroke="{colour}" '
+            'stroke-opacity="0.5"/>'
+            f'<line x1="{x95:.1f}" y1="{y - 4:.1f}" x2="{x95:.1f}" y2="{y + 4:.1f}" '
+            f'stroke="{colour}"/>'
+        )
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
+    return parts
+
+
+class _Labels:
+    """Labels placed where they overlap no other label; one that finds no room is skipped
+    (every point keeps its full description as a tooltip)."""
+
+    _SPOTS = [(7, -7), (7, 15), (7, -19), (7, 27), (7, -31), (7, 39)]
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.placed: list[tuple[float, float, float, float]] = []
+
+    def at(self, x: float, y: float, text: str, css: str = "v", left: bool = True) -> None:
         w, h = 6.2 * len(text), 12.0
-        spots = [(7, -7), (7, 15), (7, -19), (7, 27), (7, -31), (7, 39)]
-        for dx, dy in spots + ([(-w - 7, -7), (-w - 7, 15)] if left else []):
+        for dx, dy in self._SPOTS + ([(-w - 7, -7), (-w - 7, 15)] if left else []):
             box = (x + dx, y + dy - h + 2, x + dx + w, y + dy + 2)
             if box[0] < 4 or box[2] > _W - 4:
                 continue
             if all(
-                box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed
+                box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]
+                for b in self.placed
             ):
-                placed.append(box)
-                parts.append(
+                self.placed.append(box)
+                self.parts.append(
                     f'<text x="{box[0]:.1f}" y="{y + dy:.1f}" class="{css}">{escape(text)}</text>'
                 )
                 return
 
-    for members in curves.values():
-        colour = _COLOURS.get(members[0]["row"]["config"].get("retrieval", ""), "#64748b")
-        members.sort(key=lambda p: p["row"]["config"].get("ef_search") or 0)
-        if len(members) > 1:
-            path = " ".join(f"{sx(p['x']):.1f},{sy(p['y']):.1f}" for p in members)
-            parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5" '
-                'stroke-opacity="0.6"/>'
-            )
-        for p in members:
-            x, x95, y = sx(p["x"]), sx(p["x95"]), sy(p["y"])
-            label = p["row"]["label"]
-            tip = f"{label}: {metric} {p['y']:.3f}, p50 {p['x']:.2f} ms, p95 {p['x95']:.2f} ms"
-            parts.append(
-                f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x95:.1f}" y2="{y:.1f}" stroke="{colour}" '
-                'stroke-opacity="0.5"/>'
-                f'<line x1="{x95:.1f}" y1="{y - 4:.1f}" x2="{x95:.1f}" y2="{y + 4:.1f}" '
-                f'stroke="{colour}"/>'
-            )
-            parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}">'
-                f"<title>{escape(tip)}</title></circle>"
-            )
-    # labels after every mark: each curve's name (or a lone point's label), then ef values
-    for members in curves.values():
+
+def _labels(plot: _Plot, curves: list[list[dict[str, Any]]]) -> list[str]:
+    """Each curve's name (or a lone point's label), then the ef values along the curves."""
+    labels = _Labels()
+    for members in curves:
         first = members[0]
         name = " ".join(w for w in first["row"]["label"].split() if not w.startswith("ef="))
-        label_at(
-            sx(first["x"]), sy(first["y"]), name if len(members) > 1 else first["row"]["label"], "l"
-        )
-    for members in curves.values():
+        text = name if len(members) > 1 else first["row"]["label"]
+        labels.at(plot.sx(first["x"]), plot.sy(first["y"]), text, "l")
+    for members in curves:
         if len(members) > 1:
             for p in members:
                 ef = p["row"]["config"].get("ef_search")
-                label_at(sx(p["x"]), sy(p["y"]), f"ef={ef}", left=False)
-    # legend
-    lx, ly = _LEFT + plot_w + 24, _TOP + 10
-    parts.append(f'<text x="{lx}" y="{ly}" class="h">retrieval</text>')
+                labels.at(plot.sx(p["x"]), plot.sy(p["y"]), f"ef={ef}", left=False)
+    return labels.parts
+
+
+def _legend(plot: _Plot) -> list[str]:
+    lx, ly = _LEFT + plot.w + 24, _TOP + 10
+    parts = [f'<text x="{lx}" y="{ly}" class="h">retrieval</text>']
     for i, (name, colour) in enumerate(_COLOURS.items()):
         y = ly + 22 + i * 20
         parts.append(f'<circle cx="{lx + 6}" cy="{y - 4}" r="5" fill="{colour}"/>')
         parts.append(f'<text x="{lx + 18}" y="{y}" class="l">{name}</text>')
+    return parts
+
+
+def eval_svg(report: dict[str, Any], metric: str = "ndcg@10") -> str:
+    points = _points(report, metric)
+    plot = _plot_for(points)
+    curves = _curves(points)
+    parts = _title(report, metric) + _axes(plot, metric)
+    for members in curves:
+        parts += _marks(plot, members, metric)
+    parts += _labels(plot, curves) + _legend(plot)
     if not points:
         parts.append(
             f'<text x="{_LEFT + 20}" y="{_TOP + 30}" class="l">no timed configuration</text>'
