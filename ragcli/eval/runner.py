@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from ragcli.embedders.base import Embedder
     from ragcli.eval.minimums import Minimum
     from ragcli.eval.relevance import RelevanceSet
-    from ragcli.retrieval.pipeline import Pipeline, Span
+    from ragcli.retrieval.events import Span
+    from ragcli.retrieval.pipeline import Pipeline
 
 SCHEMA = "ragcli.eval/1"
 NO_CACHE = "retrieval,answer"  # a cached ranking would time nothing
@@ -101,7 +102,7 @@ def _latency(spans: Sequence[Span]) -> tuple[float, float, float, bool]:
 
 
 async def _measure(pipeline: Pipeline, config: Config, run: _Run) -> Measured:
-    from ragcli.retrieval.pipeline import Query
+    from ragcli.retrieval.events import Query
 
     out = Measured(config)
     for n in range(run.repeats + 1):
@@ -166,9 +167,7 @@ async def _run_pipeline(
     returns its embedder, for the next pipeline to reuse (the model is loaded once)."""
     from ragcli.retrieval.pipeline import Pipeline
 
-    pipeline = Pipeline(settings)
-    if embedder is not None:
-        pipeline.embedder = embedder
+    pipeline = Pipeline(settings, embedder)
     try:
         await pipeline.open()
         embedder = pipeline.embedder
