@@ -40,6 +40,11 @@ it to the SQLite cache), and after a fatal error the batches already in flight a
 awaited and yielded before the one-line ``ProviderError`` (never containing the API key) is
 raised. A re-run embeds exactly what is missing.
 
+The parts shared with other OpenAI-compatible users live in ragcli/providers/: the batch
+planner (batching.py), the adaptive limit (flow.py), the pacer and backoff (pacer.py), the
+client factory (openai_client.py), the error mapping (errors.py) and the endpoints (endpoints.py).
+This module is the embedder that drives them.
+
 Importing this module is cheap: ``openai``, ``numpy`` and ``tiktoken`` load on first use.
 """
 
