@@ -82,7 +82,12 @@ class Registry:
     def unregister(self, name: str) -> None:
         del self._entries[name]
 
+    def get(self, name: str) -> Entry | None:
+        """The entry registered under `name` exactly (`openai`, not `openai:MODEL`)."""
+        return self._entries.get(name)
+
     def find(self, value: str) -> Entry | None:
+        """The entry a setting's value names (`openai:text-embedding-3-small` -> openai)."""
         return next((e for e in self._entries.values() if e.matches(value)), None)
 
     def choices(self) -> str:

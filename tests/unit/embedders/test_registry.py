@@ -12,7 +12,7 @@ import pytest
 from ragcli.core.config import Settings, load_settings
 from ragcli.core.errors import ConfigError, UsageError
 from ragcli.core.registry import EMBEDDERS, Entry, resolve
-from ragcli.embedders import open_embedder
+from ragcli.embedders import open_embedder, settings_for_index
 from ragcli.embedders.registry import help_text
 
 
@@ -102,3 +102,14 @@ def test_the_builtin_embedders_open_from_settings() -> None:
         )
     )
     assert remote.cache_id == "openai:text-embedding-3-small:256"
+
+
+def test_an_index_names_its_embedder_through_the_registry(fake: Entry) -> None:
+    base = load_settings(environ={})
+    assert settings_for_index(base, "local:all-MiniLM-L6-v2").embedder == "local"
+    remote = settings_for_index(base, "openai:text-embedding-3-small:256")
+    assert (remote.embedder, remote.embed_dimensions) == ("openai:text-embedding-3-small", 256)
+    assert settings_for_index(base, "fake:8").embedder == "fake:8"  # registered: found
+    for unknown in ("word2vec:1", "openai:no-dimensions", "fake"):
+        with pytest.raises(UsageError, match="the index was built with an unknown embedder"):
+            settings_for_index(base, unknown)
