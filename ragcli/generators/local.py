@@ -242,8 +242,3 @@ class LocalGenerator:
             put(exc)
         finally:
             put(_END)
-
-
-def generated_in_flight() -> bool:
-    """Whether any loaded model is generating right now (tests: cancellation stops it)."""
-    return any(m.lock.locked() for m in _models.values())
