@@ -14,12 +14,12 @@ from ragcli.caches.backends import Caches, open_caches
 from ragcli.caches.null import NullAnswerCache, NullEmbeddingCache, NullRetrievalCache
 from ragcli.caches.protocols import AnswerCache, EmbeddingCache, RetrievalCache
 from ragcli.caches.sqlite import SqliteAnswerCache, SqliteEmbeddingCache, SqliteRetrievalCache
-from ragcli.core.config import load_settings
+from ragcli.core.config import Settings, load_settings
 from ragcli.retrieval.events import DoneEvent, Query, Span
 from ragcli.retrieval.pipeline import Pipeline
 
 
-def _settings(home: Path, **kw: Any):
+def _settings(home: Path, **kw: Any) -> Settings:
     return load_settings({"data_dir": home, **kw}, environ={})
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ SOURCES = [
 ]
 
 
-def _never() -> list[tuple[str, str]]:
+def _never() -> Any:
     raise AssertionError("read although the query does not need it")
 
 
@@ -106,8 +107,8 @@ def test_bad_since_specs(spec: str) -> None:
 def test_since_durations_round_down_to_the_day_or_the_hour() -> None:
     now = dt.datetime(2026, 3, 14, 15, 42, 7, tzinfo=dt.UTC).timestamp()
 
-    def at(*args: int) -> int:
-        return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp())
+    def at(year: int, month: int, day: int, hour: int = 0) -> int:
+        return int(dt.datetime(year, month, day, hour, tzinfo=dt.UTC).timestamp())
 
     assert since_timestamp("30d", now) == at(2026, 2, 12)
     assert since_timestamp("2w", now) == at(2026, 2, 28)
