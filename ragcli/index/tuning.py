@@ -73,6 +73,43 @@ def _disk_bytes(path: Path | None) -> int | None:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _structural(info: indexing.IndexInfo, params: HnswParams) -> bool:
+    """Whether `params` change the graph itself (M, ef_construction): a rebuild, not a tweak."""
+    return (params.m, params.ef_construction) != (info.params.m, info.params.ef_construction)
+
+
+async def _rebuild(
+    catalog: Catalog,
+    store: Store,
+    info: indexing.IndexInfo | None,
+    params: HnswParams,
+    fetch: VectorFetcher,
+) -> indexing.BuildReport:
+    """Fresh collections, their vectors from the index being replaced where it has them."""
+    source: indexing.VectorSource = fetch
+    if info is not None and info.name in store.names():
+        source = _ReuseIndexVectors(store, info.name, fetch)
+    return await indexing.rebuild(catalog, store, params, source)
+
+
+async def _retune(
+    catalog: Catalog,
+    store: Store,
+    info: indexing.IndexInfo,
+    params: HnswParams,
+    fetch: VectorFetcher,
+) -> indexing.BuildReport:
+    """The same graph: ef_search changed in place, and the index brought up to the catalogue."""
+    if params.ef_search != info.params.ef_search:
+        for name in info.collections():
+            store.set_ef_search(name, params.ef_search)
+    report = indexing.BuildReport(info.name, params, store.count(info.name), 0.0, False)
+    if catalog.get_meta(indexing.PENDING) or info.version != catalog.version:
+        await indexing.reconcile(catalog, store, info, fetch)
+    indexing.record_params(catalog, params)
+    return report
+
+
 async def tune_index(
     settings: Settings, flags: dict[str, int], rebuild: bool, recall_queries: int
 ) -> dict[str, Any]:
@@ -97,23 +134,15 @@ async def tune_index(
             )
             params = dataclasses.replace(base, **flags)
             fetch = VectorFetcher(open_embedder(settings), cache, None)
-            structural = info is None or (params.m, params.ef_construction) != (
-                info.params.m,
-                info.params.ef_construction,
-            )
-            if rebuild or structural or info.name not in store.names():
-                source = fetch
-                if info is not None and info.name in store.names():
-                    source = _ReuseIndexVectors(store, info.name, fetch)
-                report = await indexing.rebuild(catalog, store, params, source)
+            if (
+                info is None
+                or rebuild
+                or _structural(info, params)
+                or info.name not in store.names()
+            ):
+                report = await _rebuild(catalog, store, info, params, fetch)
             else:
-                if params.ef_search != info.params.ef_search:
-                    for name in info.collections():
-                        store.set_ef_search(name, params.ef_search)
-                report = indexing.BuildReport(info.name, params, store.count(info.name), 0.0, False)
-                if catalog.get_meta(indexing.PENDING) or info.version != catalog.version:
-                    await indexing.reconcile(catalog, store, info, fetch)
-                indexing.record_params(catalog, params)
+                report = await _retune(catalog, store, info, params, fetch)
             recall = None
             if recall_queries > 0 and report.vectors:
                 vectors = _ReuseIndexVectors(store, report.name, fetch)

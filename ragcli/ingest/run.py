@@ -21,7 +21,7 @@ from ragcli.core.errors import UsageError
 from ragcli.core.records import Chunk, Document, FileRef
 from ragcli.embedders.cached import Progress, VectorFetcher
 from ragcli.index import indexing
-from ragcli.index.catalog import Catalog
+from ragcli.index.catalog import Catalog, FileState
 from ragcli.index.store import HnswParams, StoreError, open_store
 from ragcli.ingest.chunking import chunk_long_text
 from ragcli.ingest.documents import DEFAULT_MAX_FILE_SIZE, Skipped, discover, load
@@ -89,6 +89,75 @@ def chunk_document(doc: Document, embedder: Embedder, settings: Settings) -> lis
     )
 
 
+def _refuse_other_embedder(catalog: Catalog, embedder: Embedder) -> None:
+    """One data directory, one embedder: vectors of two models cannot share an index."""
+    indexed_with = catalog.get_meta("embedder")
+    if indexed_with and indexed_with != embedder.cache_id:
+        raise UsageError(
+            f"this data directory was built with embedder {indexed_with!r}; "
+            f"use a new --data-dir for {embedder.cache_id!r}"
+        )
+
+
+def _discover(
+    paths: Sequence[Path], partition: str | None, follow_symlinks: bool, report: IngestReport
+) -> list[FileRef]:
+    """The files to consider; those skipped go into the report."""
+    refs: list[FileRef] = []
+    for item in discover(list(paths), partition, follow_symlinks):
+        if isinstance(item, Skipped):
+            report.skipped.append(item)
+        else:
+            refs.append(item)
+    report.files = len(refs)
+    return refs
+
+
+def _read_changed(
+    refs: Sequence[FileRef],
+    states: dict[str, FileState],
+    catalog: Catalog,
+    report: IngestReport,
+    max_file_size: int,
+    progress: Progress | None,
+) -> tuple[list[Document], set[str]]:
+    """The new and changed documents (a file whose mtime and size match the catalogue's is not
+    read; one whose content hash matches is only touched), and the paths still present."""
+    seen: set[str] = set()
+    changed_docs: list[Document] = []
+    for n, ref in enumerate(refs, 1):
+        key = str(ref.path)
+        seen.add(key)
+        old = states.get(key)
+        if progress:
+            progress("read", n, len(refs))
+        try:
+            st = ref.path.stat()
+        except OSError as exc:
+            report.skipped.append(Skipped(ref.source, f"cannot read: {exc.strerror}"))
+            seen.discard(key)
+            continue
+        if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
+            report.unchanged += 1
+            continue
+        doc = load(ref, max_file_size)
+        if isinstance(doc, Skipped):
+            report.skipped.append(doc)
+            if not doc.keep:  # a file that became unreadable leaves the index;
+                seen.discard(key)  # one still being written keeps its last version
+            continue
+        if old and old.content_hash == doc.content_hash:
+            catalog.touch(key, doc.mtime_ns)
+            report.unchanged += 1
+            continue
+        if old:
+            report.changed += 1
+        else:
+            report.new += 1
+        changed_docs.append(doc)
+    return changed_docs, seen
+
+
 async def ingest(
     paths: Sequence[Path],
     settings: Settings,
@@ -110,53 +179,13 @@ async def ingest(
     cache = open_embedding_cache(settings)
     try:
         with storage_errors(dirs.root, (StoreError,)):
-            indexed_with = catalog.get_meta("embedder")
-            if indexed_with and indexed_with != embedder.cache_id:
-                raise UsageError(
-                    f"this data directory was built with embedder {indexed_with!r}; "
-                    f"use a new --data-dir for {embedder.cache_id!r}"
-                )
+            _refuse_other_embedder(catalog, embedder)
             states = catalog.file_states()
-            refs: list[FileRef] = []
-            for item in discover(list(paths), partition, follow_symlinks):
-                if isinstance(item, Skipped):
-                    report.skipped.append(item)
-                else:
-                    refs.append(item)
-            report.files = len(refs)
+            refs = _discover(paths, partition, follow_symlinks, report)
             _refuse_source_clashes(refs, catalog)
-            seen: set[str] = set()
-            changed_docs: list[Document] = []
-            for n, ref in enumerate(refs, 1):
-                key = str(ref.path)
-                seen.add(key)
-                old = states.get(key)
-                if progress:
-                    progress("read", n, len(refs))
-                try:
-                    st = ref.path.stat()
-                except OSError as exc:
-                    report.skipped.append(Skipped(ref.source, f"cannot read: {exc.strerror}"))
-                    seen.discard(key)
-                    continue
-                if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
-                    report.unchanged += 1
-                    continue
-                doc = load(ref, max_file_size)
-                if isinstance(doc, Skipped):
-                    report.skipped.append(doc)
-                    if not doc.keep:  # a file that became unreadable leaves the index;
-                        seen.discard(key)  # one still being written keeps its last version
-                    continue
-                if old and old.content_hash == doc.content_hash:
-                    catalog.touch(key, doc.mtime_ns)
-                    report.unchanged += 1
-                    continue
-                if old:
-                    report.changed += 1
-                else:
-                    report.new += 1
-                changed_docs.append(doc)
+            changed_docs, seen = _read_changed(
+                refs, states, catalog, report, max_file_size, progress
+            )
             roots = [p.resolve() for p in paths if p.is_dir()]
             removed = [p for p in states if _under(p, roots) and p not in seen]
             if not changed_docs and not report.unchanged and not removed:
