@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ragcli.core.errors import ProviderError, UsageError
-from ragcli.retrieval.pipeline import Query
+from ragcli.retrieval.events import Query
 
 
 def base_url(url: str) -> str:
