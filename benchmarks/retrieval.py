@@ -68,7 +68,7 @@ from ragcli.core.datadir import DataDir  # noqa: E402
 from ragcli.index import indexing  # noqa: E402
 from ragcli.index.catalog import Catalog  # noqa: E402
 from ragcli.index.store import Hit, HnswParams, Store  # noqa: E402
-from ragcli.profile.profiling import run_once  # noqa: E402
+from ragcli.profile.runs import run_once  # noqa: E402
 from ragcli.retrieval.events import Query  # noqa: E402
 from ragcli.retrieval.pipeline import Pipeline  # noqa: E402
 

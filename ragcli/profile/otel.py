@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ragcli.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from ragcli.profile.profiling import ProfileReport, RunRecord
+    from ragcli.profile.report import ProfileReport
+    from ragcli.profile.runs import RunRecord
 
 
 def _provider() -> Any:

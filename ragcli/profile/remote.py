@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ragcli.profile.profiling import summarize
-from ragcli.retrieval.pipeline import Query
+from ragcli.profile.stats import summarize
+from ragcli.retrieval.events import Query
 from ragcli.serve.remote import ask_remote, base_url
 
 

@@ -125,11 +125,10 @@ def _render_sweep(console: Console, sweep: dict[str, Any]) -> None:
 
 
 def render_profile(console: Console, report: dict[str, Any]) -> None:
-    from rich.table import Table
-
+    """The whole profile: the cold and warm waterfalls, the warm runs' figures, and the
+    ablation, concurrency and prompt-size sweeps when they ran."""
     if report.get("prewarm"):
         console.print(f"[dim]prewarmed: {report['prewarm']}[/]")
-
     cold, warm = report["cold"], report["warm"]
     runs = cold["ttft_ms_runs"]
     more = (
@@ -146,68 +145,87 @@ def render_profile(console: Console, report: dict[str, Any]) -> None:
     )
     console.print()
     if warm["runs"]:
-        console.print(
-            waterfall(
-                f"Warm run (same process, last of {warm['runs']}): "
-                f"TTFT {warm['stats']['ttft']['p50']:.2f} ms p50",
-                warm["last"],
-            )
-        )
-        console.print()
-        table = Table(
-            title=f"Warm: {warm['runs']} runs, {warm['warmup_runs_excluded']} warm-up run(s) "
-            f"excluded, {warm['cached_runs']} answered from the answer cache; "
-            f"generator {report['generator']}",
-            title_justify="left",
-        )
-        table.add_column("metric (ms)")
-        for col in ("p50", "p90", "p99", "mean", "n"):
-            table.add_column(col, justify="right")
-        for name in _SHOWN:
-            s = warm["stats"].get(name, {})
-            if not s.get("n"):
-                continue
-            table.add_row(
-                _LABELS.get(name, name),
-                *(f"{s[c]:.3f}" for c in ("p50", "p90", "p99", "mean")),
-                str(s["n"]),
-            )
-        console.print(table)
-        _render_prefill(console, warm.get("prefill") or {})
+        _render_warm(console, warm, report["generator"])
     if report.get("ablation"):
-        console.print()
-        table = Table(
-            title="Ablation: each optimisation off in turn (TTFT from question-set submission)",
-            title_justify="left",
-        )
-        for col in ("variant", "TTFT p50", "TTFT p95", "vs", "Δp50", "Δp95", "round p50"):
-            table.add_column(col, justify="left" if col in ("variant", "vs") else "right")
-        for row in report["ablation"]:
-            t = row["ttft"]
-            table.add_row(
-                row["variant"],
-                f"{t['p50']:.2f}",
-                f"{t['p95']:.2f}",
-                "" if row["baseline"] == row["variant"] else row["baseline"],
-                _pct(row.get("ttft_p50_change")),
-                _pct(row.get("ttft_p95_change")),
-                f"{row['round_ms']['p50']:.1f}",
-            )
-        console.print(table)
+        _render_ablation(console, report["ablation"])
     if report.get("concurrency"):
-        console.print()
-        table = Table(title="Concurrency sweep", title_justify="left")
-        for col in ("in flight", "requests", "req/s", "TTFT p50", "TTFT p99", "e2e p50"):
-            table.add_column(col, justify="right")
-        for row in report["concurrency"]:
-            table.add_row(
-                str(row["concurrency"]),
-                str(row["requests"]),
-                f"{row['requests_per_s']:.1f}",
-                f"{row['ttft']['p50']:.2f}",
-                f"{row['ttft']['p99']:.2f}",
-                f"{row['e2e']['p50']:.2f}",
-            )
-        console.print(table)
+        _render_concurrency(console, report["concurrency"])
     if report.get("sweep"):
         _render_sweep(console, report["sweep"])
+
+
+def _render_warm(console: Console, warm: dict[str, Any], generator: str) -> None:
+    """The last warm run's waterfall, then p50/p90/p99/mean of every warm metric."""
+    from rich.table import Table
+
+    console.print(
+        waterfall(
+            f"Warm run (same process, last of {warm['runs']}): "
+            f"TTFT {warm['stats']['ttft']['p50']:.2f} ms p50",
+            warm["last"],
+        )
+    )
+    console.print()
+    table = Table(
+        title=f"Warm: {warm['runs']} runs, {warm['warmup_runs_excluded']} warm-up run(s) "
+        f"excluded, {warm['cached_runs']} answered from the answer cache; "
+        f"generator {generator}",
+        title_justify="left",
+    )
+    table.add_column("metric (ms)")
+    for col in ("p50", "p90", "p99", "mean", "n"):
+        table.add_column(col, justify="right")
+    for name in _SHOWN:
+        s = warm["stats"].get(name, {})
+        if not s.get("n"):
+            continue
+        table.add_row(
+            _LABELS.get(name, name),
+            *(f"{s[c]:.3f}" for c in ("p50", "p90", "p99", "mean")),
+            str(s["n"]),
+        )
+    console.print(table)
+    _render_prefill(console, warm.get("prefill") or {})
+
+
+def _render_ablation(console: Console, ablation: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    console.print()
+    table = Table(
+        title="Ablation: each optimisation off in turn (TTFT from question-set submission)",
+        title_justify="left",
+    )
+    for col in ("variant", "TTFT p50", "TTFT p95", "vs", "Δp50", "Δp95", "round p50"):
+        table.add_column(col, justify="left" if col in ("variant", "vs") else "right")
+    for row in ablation:
+        t = row["ttft"]
+        table.add_row(
+            row["variant"],
+            f"{t['p50']:.2f}",
+            f"{t['p95']:.2f}",
+            "" if row["baseline"] == row["variant"] else row["baseline"],
+            _pct(row.get("ttft_p50_change")),
+            _pct(row.get("ttft_p95_change")),
+            f"{row['round_ms']['p50']:.1f}",
+        )
+    console.print(table)
+
+
+def _render_concurrency(console: Console, concurrency: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    console.print()
+    table = Table(title="Concurrency sweep", title_justify="left")
+    for col in ("in flight", "requests", "req/s", "TTFT p50", "TTFT p99", "e2e p50"):
+        table.add_column(col, justify="right")
+    for row in concurrency:
+        table.add_row(
+            str(row["concurrency"]),
+            str(row["requests"]),
+            f"{row['requests_per_s']:.1f}",
+            f"{row['ttft']['p50']:.2f}",
+            f"{row['ttft']['p99']:.2f}",
+            f"{row['e2e']['p50']:.2f}",
+        )
+    console.print(table)
