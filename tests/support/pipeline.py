@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ragcli.core.config import load_settings
+from ragcli.core.config import Settings, load_settings
 from ragcli.embedders.local import LocalEmbedder
 from ragcli.ingest.run import ingest
 from ragcli.retrieval.events import DoneEvent, Query, Span
@@ -17,7 +17,7 @@ EMB = LocalEmbedder()
 PAGER = "How do I rotate the on-call pager?"
 
 
-def settings_for(home: Path, **kw: Any):
+def settings_for(home: Path, **kw: Any) -> Settings:
     return load_settings({"data_dir": home, **kw}, environ={})
 
 
