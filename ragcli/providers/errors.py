@@ -143,10 +143,22 @@ def endpoint_error(exc: BaseException, who: str) -> EndpointError:
 
 def stream_cut(exc: BaseException) -> bool:
     """Whether `exc` is a stream that broke off: the connection dropped or the body was
-    truncated (an ``httpx`` transport error, an OSError, undecodable JSON)."""
+    truncated (a transport error of ``httpx`` or of ``httpx2``, which recent ``openai``
+    releases stream through; an OSError; undecodable JSON)."""
+    return isinstance(exc, _transport_errors())
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
     import httpx
 
-    return isinstance(exc, (httpx.HTTPError, OSError, ValueError))
+    errors: list[type[BaseException]] = [httpx.HTTPError, OSError, ValueError]
+    try:
+        import httpx2  # the openai client's transport from its 3.x releases
+    except ImportError:
+        pass
+    else:
+        errors.append(httpx2.HTTPError)
+    return tuple(errors)
 
 
 __all__ = [
