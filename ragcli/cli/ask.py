@@ -103,41 +103,38 @@ async def _ask_local(pipeline: Pipeline, queries: list[Query], as_json: bool, ba
 async def _answer(pipeline: Pipeline, query: Query, stream: bool) -> dict[str, Any]:
     """Run one question; write tokens to stdout as they arrive when `stream`."""
     from ragcli.core.errors import ProviderError
-    from ragcli.retrieval.events import DoneEvent, SourcesEvent, TokenEvent
+    from ragcli.retrieval.answer import Answer, collect
 
-    sources: list[Any] = []
-    done: DoneEvent | None = None
     label = getattr(pipeline.generator, "label", "")
-    streamed = False
+
+    def on_sources(_sources: list[Any]) -> None:
+        if stream and label:
+            stderr().print(f"[dim]{label}[/]")
+
+    def on_token(text: str) -> None:
+        if stream:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    answer = Answer()
     try:
-        async for event in pipeline.ask(query):
-            if isinstance(event, SourcesEvent):
-                sources = event.sources
-                if stream and label:
-                    stderr().print(f"[dim]{label}[/]")
-            elif isinstance(event, TokenEvent):
-                streamed = True
-                if stream:
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-            elif isinstance(event, DoneEvent):
-                done = event
+        await collect(pipeline.ask(query), on_token, on_sources, into=answer)
     except ProviderError as exc:
-        if streamed and stream:
+        if answer.pieces and stream:
             # Keep what arrived, visibly marked; the answer cache never stores it.
             sys.stdout.write("\n[answer cut off: the provider stopped mid-stream]\n")
             sys.stdout.flush()
             raise ProviderError(f"the answer is incomplete: {exc}") from None
         raise
     # a stream that ends without a token has no TTFT: an internal error, as before the split
-    assert done is not None and done.first_token_ns is not None
+    assert answer.done is not None and answer.ttft_ms is not None
     return {
         "question": query.question,
-        "answer": done.answer,
-        "generator": done.generator,
-        "cached": done.cached or False,
-        "sources": [s.as_dict() for s in sources],
-        "ttft_ms": round((done.first_token_ns - done.started_ns) / 1e6, 3),
+        "answer": answer.text,
+        "generator": answer.done.generator,
+        "cached": answer.cached or False,
+        "sources": answer.source_dicts(),
+        "ttft_ms": round(answer.ttft_ms, 3),
         "caches": pipeline.counters(),
     }
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from ragcli.generators.registry import help_text as llm_help
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -47,9 +49,7 @@ SinceOpt = Annotated[
 ]
 LlmOpt = Annotated[
     str | None,
-    typer.Option(
-        "--llm", help="extractive, openai (OPENAI_BASE_URL/KEY) or local (llama.cpp in-process)."
-    ),
+    typer.Option("--llm", help=llm_help()),
 ]
 LayoutOpt = Annotated[
     str | None,

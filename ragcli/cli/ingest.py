@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ragcli.cli.common import JsonFlag, WaitOpt, print_json, run, settings_from, stderr
+from ragcli.embedders.registry import help_text as embedder_help
 
 if TYPE_CHECKING:
     from ragcli.core.config import Settings
@@ -27,7 +28,7 @@ PartitionOpt = Annotated[
 ]
 EmbedderOpt = Annotated[
     str | None,
-    typer.Option("--embedder", help="local, or openai:MODEL (e.g. openai:text-embedding-3-small)."),
+    typer.Option("--embedder", help=embedder_help()),
 ]
 
 
