@@ -19,9 +19,10 @@ MIN_TOP1, MIN_HIT5, MIN_ANSWER = 33, 38, 34
 def test_sample_questions_are_answered_from_the_right_source(
     sample_home: Path, sample_questions: list[dict], tmp_path: Path
 ) -> None:
+    # --no-cache all: sample_home is shared by the session; a test never writes to it
     batch = tmp_path / "questions.txt"
     batch.write_text("\n".join(q["question"] for q in sample_questions) + "\n")
-    proc = run_ragcli(sample_home, "ask", "--batch", str(batch), "--json", "--no-cache", "answer")
+    proc = run_ragcli(sample_home, "ask", "--batch", str(batch), "--json", "--no-cache", "all")
     assert proc.returncode == 0, proc.stderr
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(results) == len(sample_questions) == 40
