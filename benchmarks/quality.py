@@ -9,7 +9,7 @@ Parts (each in a fresh data directory of its own, the commands run as a user run
      asked in one `ragcli ask --batch --json --no-cache answer` on the offline defaults
      (hybrid retrieval, extractive answerer): right document first, right document among the
      five sources, the expected phrase in the quoted answer (the README's figures; the same
-     counts tests/unit/retrieval/test_answers.py gates on);
+     counts tests/e2e/test_answers.py gates on);
   2. sample: `ragcli eval eval/sample_corpus --ingest --sweep search=hnsw,exact
      --sweep retrieval=dense,lexical,hybrid --sweep ef_search=16,64,128 --repeats R --json`;
   3. django: eval/django_docs/build_corpus.py (pip downloads Django's sdist from PyPI, sha256
