@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.cli import REPO, Run, clean_env
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
+from tests.support.reliability import run_home
 from tests.support.remote_env import remote_env as shared_remote_env
 
 MODEL = "text-embedding-3-small"
@@ -74,10 +75,10 @@ def test_429_storm_ingest_equals_a_calm_ingest(
     calm_home = tmp_path / "calm-home"
     with OpenAICompatibleServer(ServerConfig(api_key=KEY)) as srv:
         env = remote_env(srv)
-        calm = _run_home(calm_home, "ingest", str(many_chunks), "--json", **env)
+        calm = run_home(calm_home, "ingest", str(many_chunks), "--json", **env)
         assert calm.returncode == 0, calm.stderr
         calm_texts = set(srv.counters.texts)
-        calm_digest = json.loads(_run_home(calm_home, "status", "--json", **env).stdout)["digest"]
+        calm_digest = json.loads(run_home(calm_home, "status", "--json", **env).stdout)["digest"]
     storm = ServerConfig(
         api_key=KEY, max_in_flight=2, throttle_rate=0.3, retry_after_s=0.1, latency_s=0.01
     )
@@ -92,17 +93,6 @@ def test_429_storm_ingest_equals_a_calm_ingest(
         after = status(ragcli, **env)
     assert after["digest"] == calm_digest
     assert after["cache"]["embeddings"] == len(calm_texts)
-
-
-def _run_home(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ragcli", *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(home, **env),
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 def test_killed_ingest_resumes_without_reembedding(
@@ -140,8 +130,8 @@ def test_killed_ingest_resumes_without_reembedding(
     with OpenAICompatibleServer(ServerConfig(api_key=KEY)) as srv:
         clean_home = home.parent / "clean-home"
         env = remote_env(srv)
-        assert _run_home(clean_home, "ingest", str(many_chunks), **env).returncode == 0
-        clean = json.loads(_run_home(clean_home, "status", "--json", **env).stdout)
+        assert run_home(clean_home, "ingest", str(many_chunks), **env).returncode == 0
+        clean = json.loads(run_home(clean_home, "status", "--json", **env).stdout)
     assert resumed["digest"] == clean["digest"] and resumed["chunks"] == clean["chunks"]
 
 
