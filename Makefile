@@ -82,4 +82,4 @@ demo: install
 	RAGCLI_HOME=$(DEMO_HOME) $(BIN)/ragcli ask "$(QUESTION)"
 
 clean:
-	rm -rf $(DEMO_HOME) .pytest_cache .ruff_cache
+	rm -rf $(DEMO_HOME) .pytest_cache .ruff_cache .mypy_cache
