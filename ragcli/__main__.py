@@ -1,5 +1,5 @@
 """`python -m ragcli` is the `ragcli` command."""
 
-from ragcli.cli.app import main
+from ragcli.cli.entry import main
 
 main()

@@ -19,10 +19,10 @@ from typing import Annotated, NoReturn  # noqa: E402
 import typer  # noqa: E402
 
 from ragcli import __version__  # noqa: E402
-from ragcli.cli import ask, cache, index, ingest, profile, serve, status  # noqa: E402
+from ragcli.cli import ask, cache, daemon, index, ingest, profile, serve, status  # noqa: E402
 from ragcli.cli import eval as eval_command  # noqa: E402
 from ragcli.cli.common import GlobalOptions  # noqa: E402
-from ragcli.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, RagcliError  # noqa: E402
+from ragcli.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, RagcliError  # noqa: E402
 
 app = typer.Typer(
     name="ragcli",
@@ -83,6 +83,7 @@ app.command()(profile.profile)
 app.command("eval")(eval_command.eval_)
 app.add_typer(cache.cache_app, name="cache")
 app.command()(serve.serve)
+app.add_typer(daemon.daemon_app, name="daemon")
 app.command()(status.status)
 
 
@@ -119,24 +120,12 @@ def _interrupted() -> None:
 
 
 def _unexpected(exc: Exception) -> NoReturn:
-    """Storage trouble met mid-operation (read-only or full disk, a file gone) in one line;
-    anything else as an internal error, also in one line."""
-    from ragcli.core.db import STORAGE_EXCEPTIONS
+    """Anything else, in one line (core.failures)."""
+    from ragcli.core.failures import failure_line
 
-    if isinstance(exc, STORAGE_EXCEPTIONS):
-        detail = getattr(exc, "strerror", None) or str(exc)
-        filename = getattr(exc, "filename", None)
-        where = f" ({filename})" if filename else ""
-        print(
-            f"ragcli: error: storage: {detail}{where}; `ragcli status` says what is affected",
-            file=sys.stderr,
-        )
-        sys.exit(EXIT_ERROR)
-    print(
-        f"ragcli: internal error: {type(exc).__name__}: {exc} (set RAGCLI_DEBUG=1 for a traceback)",
-        file=sys.stderr,
-    )
-    sys.exit(EXIT_ERROR)
+    line, code = failure_line(exc)
+    print(line, file=sys.stderr)
+    sys.exit(code)
 
 
 __all__ = ["app", "main"]

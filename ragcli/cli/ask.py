@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,12 +17,10 @@ from ragcli.cli.common import (
     LlmOpt,
     NoCacheOpt,
     PartitionOpt,
-    QueryFlags,
     RetrievalOpt,
     SinceOpt,
     SourceOpt,
     print_json,
-    queries_from,
     run,
     settings_from,
     stderr,
@@ -38,7 +36,22 @@ BatchOpt = Annotated[
     typer.Option(help="Answer every question in FILE (a question a line, or JSONL)."),
 ]
 ServerOpt = Annotated[
-    str | None, typer.Option(help="Ask a running `ragcli serve` (or set RAGCLI_SERVER).")
+    str | None,
+    typer.Option(
+        help="Ask a running `ragcli serve` (or set RAGCLI_SERVER): http://HOST:PORT, or "
+        "unix:PATH for a socket."
+    ),
+]
+NoDaemonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-daemon",
+        help="Answer in this process, not through the data directory's warm daemon "
+        "(or RAGCLI_DAEMON=off).",
+    ),
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Say on stderr whether the daemon answered.")
 ]
 
 
@@ -57,10 +70,16 @@ def ask(
     batch: BatchOpt = None,
     server: ServerOpt = None,
     as_json: JsonFlag = False,
+    no_daemon: NoDaemonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Answer a question from the index, streaming the answer, then list the sources."""
+    """Answer a question from the index, streaming the answer, then list the sources.
+
+    A question goes to the data directory's warm daemon when it can answer it (started by
+    the first `ask`; `ragcli daemon --help`); otherwise it is answered in this process."""
     from ragcli.core.errors import UsageError
 
+    del no_daemon, verbose  # read before Typer by the entry point (ragcli.daemon.fastpath)
     if (question is None) == (batch is None):
         raise UsageError("give either a QUESTION or --batch FILE")
     settings = settings_from(
@@ -73,6 +92,8 @@ def ask(
         prompt_layout=prompt_layout,
         max_context_tokens=max_context_tokens,
     )
+    from ragcli.retrieval.questions import QueryFlags, queries_from
+
     flags = QueryFlags(k, tuple(partition or ()), since, source)
     queries = queries_from(question, batch, flags)
     if settings.server:
@@ -83,64 +104,30 @@ def ask(
     run(_ask_local(Pipeline(settings), queries, as_json, batch is not None))
 
 
+class _Console:
+    """The session's output in this process: stdout, and rich's dim notes on stderr."""
+
+    def write(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def note(self, text: str) -> None:
+        stderr().print(text, style="dim", markup=False)
+
+
 async def _ask_local(pipeline: Pipeline, queries: list[Query], as_json: bool, batch: bool) -> None:
     """Answer each question in turn with the pipeline in this process, then close it."""
+    from ragcli.retrieval.session import answer_all
+
     try:
-        if len(queries) > 1:
-            await pipeline.prefetch(queries)
-        for n, query in enumerate(queries):
-            if batch and not as_json:
-                print(f"{'' if n == 0 else chr(10)}Q: {query.question}")
-            result = await _answer(pipeline, query, stream=not as_json)
-            if as_json:
-                print_json(result, flush=True)
-            else:
-                _print_sources(result)
+        await answer_all(pipeline, queries, _Console(), as_json, batch)
     finally:
         pipeline.close()
 
 
-async def _answer(pipeline: Pipeline, query: Query, stream: bool) -> dict[str, Any]:
-    """Run one question; write tokens to stdout as they arrive when `stream`."""
-    from ragcli.core.errors import ProviderError
-    from ragcli.retrieval.answer import Answer, collect
-
-    label = getattr(pipeline.generator, "label", "")
-
-    def on_sources(_sources: list[Any]) -> None:
-        if stream and label:
-            stderr().print(f"[dim]{label}[/]")
-
-    def on_token(text: str) -> None:
-        if stream:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-
-    answer = Answer()
-    try:
-        await collect(pipeline.ask(query), on_token, on_sources, into=answer)
-    except ProviderError as exc:
-        if answer.pieces and stream:
-            # Keep what arrived, visibly marked; the answer cache never stores it.
-            sys.stdout.write("\n[answer cut off: the provider stopped mid-stream]\n")
-            sys.stdout.flush()
-            raise ProviderError(f"the answer is incomplete: {exc}") from None
-        raise
-    # a stream that ends without a token has no TTFT: an internal error, as before the split
-    assert answer.done is not None and answer.ttft_ms is not None
-    return {
-        "question": query.question,
-        "answer": answer.text,
-        "generator": answer.done.generator,
-        "cached": answer.cached or False,
-        "sources": answer.source_dicts(),
-        "ttft_ms": round(answer.ttft_ms, 3),
-        "caches": pipeline.counters(),
-    }
-
-
 def _ask_remote(server: str, queries: list[Query], as_json: bool, batch: bool) -> None:
     """Ask a running `ragcli serve`, streaming its tokens as they arrive (not in --json)."""
+    from ragcli.retrieval.session import write_sources
     from ragcli.serve.remote import ask_remote
 
     def write(text: str) -> None:
@@ -155,24 +142,4 @@ def _ask_remote(server: str, queries: list[Query], as_json: bool, batch: bool) -
         if as_json:
             print_json(result, flush=True)
         else:
-            _print_sources(result)
-
-
-def _print_sources(result: dict[str, Any]) -> None:
-    """After the answer: one line per cited document, best first."""
-    if result["cached"]:
-        stderr().print(f"[dim](cached answer: {result['cached']} match)[/]")
-    print("\n")
-    print("Sources:")
-    # One line per document, best first; the numbers are its chunks as cited in the answer
-    # (the prefix-cache prompt layout numbers sources in document order, not by rank).
-    docs: dict[str, list[dict[str, Any]]] = {}
-    for s in sorted(result["sources"], key=lambda s: s.get("rank", s["number"])):
-        docs.setdefault(s["source"], []).append(s)
-    for source, chunks in docs.items():
-        first = chunks[0]
-        refs = "".join(f"[{c['number']}]" for c in chunks)
-        print(
-            f"  {refs} {source} — {first['title']} ({first['partition']}, {first['date']}) "
-            f"score {max(c['score'] for c in chunks):.3f}"
-        )
+            write_sources(result, _Console())

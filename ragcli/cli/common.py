@@ -1,6 +1,6 @@
 """What the command modules share: the global options, settings from them and a command's
-flags, the option types used by several commands, console and JSON output, the question file
-of `ask --batch` and `profile --questions`, and running a coroutine.
+flags, the option types used by several commands, console and JSON output, and running a
+coroutine (the question file of `ask --batch` is ragcli.retrieval.questions).
 
 Only typer and the standard library are imported here; the library is imported inside the
 functions, so that `ragcli --help` stays fast."""
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ragcli.core.config import Settings
-    from ragcli.retrieval.events import Query
 
 T = TypeVar("T")
 
@@ -136,69 +135,3 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     import asyncio
 
     return asyncio.run(coro)
-
-
-# ------------------------------------------------------------------------------- questions
-@dataclass(frozen=True)
-class QueryFlags:
-    """The per-question flags of `ask` and `profile`: the defaults of every question."""
-
-    k: int | None
-    partitions: tuple[str, ...]
-    since: str | None
-    source: str | None
-
-    def query(self, question: str) -> Query:
-        from ragcli.retrieval.events import Query
-
-        return Query(question, self.k, self.partitions, self.since, self.source)
-
-
-def queries_from(question: str | None, path: Path | None, flags: QueryFlags) -> list[Query]:
-    """The questions of a command: those of the file at `path`, else `question` alone."""
-    if path is not None:
-        return read_batch(path, flags)
-    if question is None:  # the commands check that one of the two is given
-        raise ValueError("no question")
-    return [flags.query(question)]
-
-
-def read_batch(path: Path, flags: QueryFlags) -> list[Query]:
-    """A question a line, or JSONL: {"question", and optional k, partition, since, source}."""
-    from ragcli.core.errors import UsageError
-
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read --batch file {path}: {exc}") from None
-    queries = []
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if not line.startswith("{"):
-            queries.append(flags.query(line))
-            continue
-        try:
-            queries.append(_json_query(json.loads(line), flags))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise UsageError(
-                f'{path}:{n}: expected a question or a JSON object with "question"'
-            ) from None
-    if not queries:
-        raise UsageError(f"--batch file {path} holds no questions")
-    return queries
-
-
-def _json_query(obj: Any, flags: QueryFlags) -> Query:
-    """One JSONL line of a question file; what it leaves out comes from `flags`."""
-    from ragcli.retrieval.events import Query
-
-    parts = obj.get("partition") or obj.get("partitions") or flags.partitions
-    return Query(
-        str(obj["question"]),
-        obj.get("k") or flags.k,
-        tuple([parts] if isinstance(parts, str) else parts),
-        obj.get("since") or flags.since,
-        obj.get("source") or flags.source,
-    )

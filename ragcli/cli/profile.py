@@ -21,13 +21,11 @@ from ragcli.cli.common import (
     LlmOpt,
     NoCacheOpt,
     PartitionOpt,
-    QueryFlags,
     RetrievalOpt,
     SinceOpt,
     SourceOpt,
     global_options,
     print_json,
-    queries_from,
     run,
     settings_from,
     stdout,
@@ -145,8 +143,8 @@ def profile(
     a concurrency sweep, an SVG waterfall and a CI budget."""
     from ragcli.cli.app import CLI_STARTED_NS
     from ragcli.core.errors import UsageError
+    from ragcli.core.process import process_started_ns
     from ragcli.profile.budget import parse_budgets
-    from ragcli.profile.runs import process_started_ns
     from ragcli.profile.sweep import parse_sweep
 
     origin = process_started_ns() or CLI_STARTED_NS
@@ -165,6 +163,8 @@ def profile(
         server=server,
     )
     swept = parse_sweep(sweep) if sweep else None
+    from ragcli.retrieval.questions import QueryFlags, queries_from
+
     flags = QueryFlags(k, tuple(partition or ()), since, source)
     queries = queries_from(question, questions, flags)
     plan = ProfilePlan(runs, warmup, cold_runs, ablate, rounds, levels, requests, swept, prewarm)

@@ -18,6 +18,7 @@ RetrievalMode = Literal["dense", "lexical", "hybrid"]
 SearchMethod = Literal["hnsw", "exact"]  # HNSW (approximate) or exact (brute-force) vectors
 PromptLayout = Literal["auto", "prefix", "ranked"]
 CacheName = Literal["embedding", "retrieval", "answer"]
+DaemonMode = Literal["on", "off"]  # `ask` through the data directory's warm daemon, or never
 CACHE_NAMES: frozenset[str] = frozenset(get_args(CacheName))
 
 
@@ -90,12 +91,22 @@ class Settings:
         default=20_000, metadata={"env": ("RAGCLI_RETRIEVAL_CACHE_SIZE",)}
     )
     answer_cache_size: int = field(default=5_000, metadata={"env": ("RAGCLI_ANSWER_CACHE_SIZE",)})
+    # The warm daemon `ask` starts and uses (ragcli/daemon/): on or off; it exits after
+    # `daemon_idle` seconds without a request ("auto": 600, or 60 when CI is set).
+    daemon: DaemonMode = field(default="on", metadata={"env": ("RAGCLI_DAEMON",)})
+    daemon_idle: str = field(default="auto", metadata={"env": ("RAGCLI_DAEMON_IDLE",)})
 
     @property
     def caches(self) -> frozenset[str]:
         """The caches in use: all three unless switched off with `no_cache`."""
         off = {c.strip() for c in self.no_cache.split(",") if c.strip()}
         return frozenset() if "all" in off else CACHE_NAMES - off
+
+    def idle_seconds(self, ci: bool) -> float:
+        """Seconds the daemon waits for a request before it exits."""
+        if self.daemon_idle == "auto":
+            return 60.0 if ci else 600.0
+        return float(self.daemon_idle)
 
     @property
     def generator(self) -> str:
@@ -112,7 +123,20 @@ class Settings:
         self._check_caches()
         self._check_pipeline()
         self._check_providers()
+        self._check_daemon()
         return self
+
+    def _check_daemon(self) -> None:
+        self._check_choice("daemon")
+        if self.daemon_idle != "auto":
+            try:
+                idle = float(self.daemon_idle)
+            except ValueError:
+                idle = -1.0
+            if not idle > 0:
+                raise ConfigError(
+                    f"daemon_idle must be 'auto' or seconds over 0, got {self.daemon_idle!r}"
+                )
 
     def _check_choice(self, name: str) -> None:
         """A closed-set setting (a Literal field) holds one of its values."""
@@ -242,19 +266,22 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: {name} has an invalid value {raw!r}") from None
 
 
-def find_config_file(explicit: Path | None = None) -> Path | None:
-    """`--config`, else $RAGCLI_CONFIG, else ./ragcli.toml if present."""
+def find_config_file(
+    explicit: Path | None = None, cwd: Path | None = None, environ: dict[str, str] | None = None
+) -> Path | None:
+    """`--config`, else $RAGCLI_CONFIG, else ./ragcli.toml if present (`cwd` and `environ`:
+    those of the process whose settings these are; by default this one's)."""
     if explicit is not None:
         if not explicit.is_file():
             raise ConfigError(f"config file not found: {explicit}")
         return explicit
-    env = os.environ.get("RAGCLI_CONFIG")
+    env = (os.environ if environ is None else environ).get("RAGCLI_CONFIG")
     if env:
         path = Path(env)
         if not path.is_file():
             raise ConfigError(f"RAGCLI_CONFIG points at a missing file: {path}")
         return path
-    local = Path.cwd() / CONFIG_FILE_NAME
+    local = (Path.cwd() if cwd is None else cwd) / CONFIG_FILE_NAME
     return local if local.is_file() else None
 
 
@@ -288,10 +315,12 @@ def load_settings(
     overrides: dict[str, Any] | None = None,
     config_file: Path | None = None,
     environ: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Settings:
-    """Build validated settings; `overrides` are command-line flags (None values are ignored)."""
+    """Build validated settings; `overrides` are command-line flags (None values are ignored).
+    `environ` and `cwd`: another process's (the daemon answering a client), else this one's."""
     values: dict[str, Any] = {}
-    path = find_config_file(config_file)
+    path = find_config_file(config_file, cwd, environ)
     if path is not None:
         values.update(_from_toml(path))
     values.update(_from_env(dict(os.environ) if environ is None else environ))

@@ -11,7 +11,6 @@ cold-start stages `startup`, `load.catalog`, `load.embedder`, `load.index`, `loa
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,18 +25,6 @@ if TYPE_CHECKING:
 
 STAGES = ("embed", "retrieve", "answer_cache", "prompt", "llm.first_token", "llm.stream")
 PREFILL_SPANS = ("prompt", "llm.first_token", "llm.stream")
-
-
-def process_started_ns() -> int | None:
-    """This process's start on the perf_counter_ns clock (Linux /proc; 10 ms resolution)."""
-    try:
-        with open("/proc/self/stat") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        ticks = os.sysconf("SC_CLK_TCK")
-        age_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME) - start_ticks * 1_000_000_000 // ticks
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-    return time.perf_counter_ns() - age_ns
 
 
 @dataclass

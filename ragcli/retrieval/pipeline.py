@@ -33,7 +33,7 @@ from ragcli.embedders.cached import VectorFetcher
 from ragcli.generators import open_generator
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog, ChunkRecord
-from ragcli.index.store import Store, open_store
+from ragcli.index.store import Store, forget_loaded_indexes, open_store
 from ragcli.retrieval.events import (
     ROUTE_KEYS,
     DoneEvent,
@@ -125,6 +125,7 @@ class Pipeline:
         self.retrieval_cache: RetrievalCache = NullRetrievalCache()
         self.answer_cache: AnswerCache = NullAnswerCache()
         self._searcher: Searcher | None = None
+        self._loaded_index: indexing.IndexInfo | None = None  # what `store` holds in memory
         self._loads: dict[str, asyncio.Future[Span]] = {}
         self._prefetched: dict[str, Hits] = {}
         self._lookups: dict[str, tuple[int, Any]] = {}
@@ -189,19 +190,35 @@ class Pipeline:
 
     async def _index_work(self) -> None:
         catalog = self._opened()
+        info = self._index()
 
         def blocking() -> None:
             np = native_import("numpy")
 
             store = open_store(self.settings)
             probe = np.full((1, self.embedder.dimensions), 1.0, dtype=np.float32)
-            store.query(self._index().name, probe, 1)  # Chroma loads HNSW on the first query
+            store.query(info.name, probe, 1)  # Chroma loads HNSW on the first query
             self.store = store
 
         await asyncio.to_thread(blocking)
         assert self.store is not None
         s = self.settings
         self._searcher = Searcher(self.store, catalog, s.retrieval, s.search, s.hybrid_weight)
+        self._loaded_index = info
+
+    def _refresh_index(self) -> None:
+        """A long-lived pipeline (serve, the daemon) whose index changed since it loaded it
+        (an ingest, `index --rebuild`, a new ef_search in another process) loads it again:
+        embedded Chroma keeps the HNSW graph it loaded in memory and never sees another
+        process's writes. Requests already searching keep the old store until they end."""
+        loaded = self._loaded_index
+        if loaded is None or loaded == self._index():
+            return
+        self._loaded_index = None
+        self._loads.pop("load.index", None)
+        self._loads.pop("load.index.reported", None)
+        if not self.settings.chroma_url:  # a Chroma server's collections are always current
+            forget_loaded_indexes()
 
     async def _embedder_ready(self) -> Span | None:
         return await self._await_load("load.embedder", self._embedder_work)
@@ -294,6 +311,7 @@ class Pipeline:
         """The one retrieval path for questions that missed the retrieval cache, one or many:
         their vectors in one embedding call, one index call per distinct (k, scope), each
         result stored in the retrieval cache under `version`."""
+        self._refresh_index()
         self._load("load.index", self._index_work)
         await asyncio.sleep(0)  # let the loads start their threads before we embed
         t0 = time.perf_counter_ns()

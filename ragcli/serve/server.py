@@ -19,12 +19,13 @@ running longer than `request_timeout` ends with 504 (or, mid-stream, a final err
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ragcli.serve.handlers import CHAT, RETRIEVE, Handlers
 from ragcli.serve.service import Service
@@ -38,14 +39,33 @@ def create_app(
 ) -> Starlette:
     """The Starlette app: the routes over one warm `Service` (in `app.state.service`), warmed
     at start-up and closed at shutdown."""
-    service = Service(settings, max_concurrency, request_timeout)
+    return build_app(Service(settings, max_concurrency, request_timeout))
+
+
+def build_app(
+    service: Service,
+    extra: Sequence[BaseRoute] = (),
+    warm_first: bool = True,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+) -> Starlette:
+    """`serve`'s routes over `service`, plus `extra` ones (the daemon's). `warm_first`: load
+    everything before accepting requests; else accept at once while the loads run (the first
+    request waits for the ones it needs). `on_start` runs once the app has started."""
     handlers = Handlers(service)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await service.start()
+        warming = None
+        if warm_first:
+            await service.start()
+        else:
+            warming = asyncio.ensure_future(service.start())
+        if on_start is not None:
+            await on_start()
         yield
-        service.pipeline.close()
+        if warming is not None and not warming.done():
+            warming.cancel()
+        service.close()
 
     app = Starlette(
         routes=[
@@ -53,6 +73,7 @@ def create_app(
             Route(RETRIEVE, handlers.retrieve, methods=["POST"]),
             Route("/healthz", handlers.healthz, methods=["GET"]),
             Route("/metrics", handlers.metrics, methods=["GET"]),
+            *extra,
         ],
         lifespan=lifespan,
     )

@@ -28,6 +28,7 @@ class Service:
         self.in_flight = 0
         self.metrics = Registry()
         self.started = time.time()
+        self.last_active = time.monotonic()  # a request admitted or ended (the daemon's idle)
         self.warm_spans: list[Span] = []
         m = self.metrics
         m.describe("ragcli_requests_total", "counter", "HTTP requests by endpoint and status.")
@@ -43,15 +44,20 @@ class Service:
         if note:
             print(f"ragcli serve: warmed: {note}", file=sys.stderr, flush=True)
 
+    def close(self) -> None:
+        self.pipeline.close()
+
     def admit(self) -> bool:
         if self.in_flight >= self.max_concurrency:
             self.metrics.inc("ragcli_overloaded_total")
             return False
         self.in_flight += 1
+        self.last_active = time.monotonic()
         return True
 
     def release(self) -> None:
         self.in_flight -= 1
+        self.last_active = time.monotonic()
 
     def record(self, spans: list[Span], done: DoneEvent | None, before: Counters) -> None:
         """Stage latencies, TTFT and the cache hits/misses since `before` (counters())."""

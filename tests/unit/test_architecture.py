@@ -47,6 +47,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "serve": frozenset({"core", "retrieval", "caches", "providers"}),
     "eval": frozenset({"core", "ingest", "index", "retrieval", "embedders", "caches", "profile"}),
     "status": frozenset({"core", "index", "caches"}),
+    "daemon": frozenset({"core", "serve", "retrieval", "embedders"}),
 }
 ENTRY = "cli"  # may import every package; no package may import it
 TOP = ""  # the package of ragcli/__init__.py and ragcli/__main__.py: an entry point too
