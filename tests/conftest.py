@@ -22,10 +22,17 @@ from tests.support.cli import (  # noqa: F401
     clean_env,
     copy_sample,
     run_ragcli,
+    stop_daemons,
 )
 
 if TYPE_CHECKING:
     from tests.support.servers import ChromaServer, RedisServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_daemon_outlives_the_session() -> Iterator[None]:
+    yield
+    stop_daemons()
 
 
 @pytest.fixture

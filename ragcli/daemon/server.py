@@ -98,11 +98,15 @@ def _uvicorn(app: Any) -> Any:
 
 async def _idle_watch(state: DaemonState) -> None:
     """Stop after `idle_s` without a request (a request that never ended counts as ended
-    once the request time limit has passed too)."""
+    once the request time limit has passed too), or once the data directory is gone."""
     service = state.service
     step = min(5.0, max(state.idle_s / 4, 0.05))
     while True:
         await asyncio.sleep(step)
+        if not (state.data_dir / "catalog.db").exists():
+            print("ragcli daemon: the data directory is gone; exiting", file=sys.stderr, flush=True)
+            state.stop()
+            return
         quiet = time.monotonic() - service.last_active
         if quiet >= state.idle_s and (service.in_flight == 0 or quiet >= REQUEST_TIMEOUT):
             print(f"ragcli daemon: idle for {quiet:.0f} s; exiting", file=sys.stderr, flush=True)

@@ -19,11 +19,34 @@ QUESTIONS = REPO / "tests" / "fixtures" / "sample_questions.jsonl"
 Run = Callable[..., subprocess.CompletedProcess]
 
 
+# The warm daemon (ragcli/daemon/) is off in the tests' ragcli processes unless a run asks for
+# it: RAGCLI_TEST_DAEMON=on (`make test-daemon`) runs the same tests with every `ask` going
+# through a daemon; tests/e2e/test_daemon.py switches it on for its own. Each data directory
+# that may have one is remembered, and its daemon stopped when the session ends.
+DAEMON_MODE = os.environ.get("RAGCLI_TEST_DAEMON", "off")
+DAEMON_HOMES: set[Path] = set()
+
+
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a user with no API key and no ragcli settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCLI_", "OPENAI_"))}
-    env.update({"RAGCLI_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "120"}, **extra)
+    env.update({"RAGCLI_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "120"})
+    env["RAGCLI_DAEMON"] = DAEMON_MODE
+    env.update(extra)
+    if env["RAGCLI_DAEMON"] != "off":
+        DAEMON_HOMES.add(Path(env["RAGCLI_HOME"]))
     return env
+
+
+def stop_daemons() -> None:
+    """Stop the daemon of every data directory a test's ragcli may have started one in."""
+    from ragcli.daemon.location import Location
+    from ragcli.daemon.spawn import stop
+
+    for home in sorted(DAEMON_HOMES):
+        if home.is_dir():
+            stop(Location(home.resolve()))
+    DAEMON_HOMES.clear()
 
 
 def run_ragcli(
