@@ -160,21 +160,24 @@ def _refusal(response: http.client.HTTPResponse) -> Refusal:
 
 
 def _frames(response: http.client.HTTPResponse, terminal: Terminal) -> int:
-    """Write each frame where it belongs; the exit code of the last one."""
-    try:
-        for raw in response:
-            frame = json.loads(raw)
-            if "out" in frame:
-                terminal.out(frame["out"])
-            elif "err" in frame:
-                terminal.err(frame["err"])
-            elif "note" in frame:
-                terminal.note(frame["note"])
-            elif "exit" in frame:
-                return int(frame["exit"])
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        raise Lost(_reason(exc)) from None
-    raise Lost("the connection closed before the answer ended")
+    """Write each frame where it belongs; the exit code of the last one. A failure to write
+    (a closed pipe: `ragcli ask … | head -1`) is the caller's; a failure to read is Lost."""
+    while True:
+        try:
+            raw = response.readline()
+            frame = json.loads(raw) if raw else None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            raise Lost(_reason(exc)) from None
+        if frame is None:
+            raise Lost("the connection closed before the answer ended")
+        if "out" in frame:
+            terminal.out(frame["out"])
+        elif "err" in frame:
+            terminal.err(frame["err"])
+        elif "note" in frame:
+            terminal.note(frame["note"])
+        elif "exit" in frame:
+            return int(frame["exit"])
 
 
 def _reason(exc: BaseException) -> str:

@@ -73,6 +73,10 @@ def forward(argv: list[str]) -> int | None:
     except KeyboardInterrupt:
         print("ragcli: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as a filter does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
 
 
 def _plan(args: AskArgs) -> tuple[Location, dict[str, Any], Path | None]:
