@@ -6,6 +6,7 @@ STAMP := $(VENV)/.ragcli-installed
 WEIGHTS := ragcli/models/all-MiniLM-L6-v2/model.safetensors
 DEMO_HOME ?= .ragcli-demo
 QUESTION ?= How do I rotate the on-call pager?
+QUESTION2 ?= How much parental leave does the primary caregiver get?
 
 .PHONY: install install-local test test-local test-slow reliability lint format bench demo clean
 
@@ -77,9 +78,12 @@ bench-quick: install
 	$(BIN)/python benchmarks/run_all.py --quick
 
 # A private data directory, so the demo never touches your own index.
+# The first ask starts the data directory's warm daemon (docs/daemon.md); the second is warm.
 demo: install
 	RAGCLI_HOME=$(DEMO_HOME) $(BIN)/ragcli ingest sample_corpus
-	RAGCLI_HOME=$(DEMO_HOME) $(BIN)/ragcli ask "$(QUESTION)"
+	RAGCLI_HOME=$(DEMO_HOME) $(BIN)/ragcli ask -v "$(QUESTION)"
+	RAGCLI_HOME=$(DEMO_HOME) $(BIN)/ragcli ask -v "$(QUESTION2)"
 
 clean:
+	-[ -x $(BIN)/ragcli ] && RAGCLI_HOME=$(DEMO_HOME) $(BIN)/ragcli daemon stop
 	rm -rf $(DEMO_HOME) .pytest_cache .ruff_cache .mypy_cache
