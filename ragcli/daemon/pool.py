@@ -47,9 +47,9 @@ class Pipelines:
         if pipeline is None:
             pipeline = Pipeline(settings, self._shared_embedder(settings))
             self._by_settings[settings] = pipeline
-            self._evict()
         self._by_settings.move_to_end(settings)
         self._in_use[id(pipeline)] = self._in_use.get(id(pipeline), 0) + 1
+        self._evict()  # never this one: it is in use now
         return pipeline
 
     def done(self, pipeline: Pipeline) -> None:
