@@ -1,4 +1,6 @@
-"""`ragcli ask --server URL`: stream an answer from a running `ragcli serve`.
+"""`ragcli ask --server URL`: stream an answer from a running `ragcli serve`, or from a data
+directory's daemon through its socket (`--server unix:/path/daemon.sock`, or a path ending in
+`.sock`: the daemon serves `serve`'s /v1/chat/completions).
 
 It speaks the server's OpenAI-compatible SSE with the standard library, so a script pays
 neither a model load, nor an index open, nor a heavy import per question.
@@ -7,19 +9,54 @@ neither a model load, nor an index open, nor a heavy import per question.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragcli.core.errors import ProviderError, UsageError
+from ragcli.core.unix_http import UNIX_PREFIX, unix_path
 from ragcli.retrieval.events import Query
+
+if TYPE_CHECKING:
+    import http.client
+
+UNIX_CONNECT_TIMEOUT = 5.0  # a socket someone named: wait for it as for a TCP connect
+
+
+def socket_path(server: str) -> str | None:
+    """The socket of `unix:PATH` or of a path ending in `.sock` (absolute), else None."""
+    if server.startswith(("http://", "https://")):
+        return None
+    path = unix_path(server) or (server if server.endswith(".sock") else None)
+    return os.path.abspath(os.path.expanduser(path)) if path else None
 
 
 def base_url(url: str) -> str:
+    """The server as shown and addressed: http(s)://HOST:PORT[/PREFIX]/v1, or unix:/PATH
+    (whose API lives under /v1)."""
+    path = socket_path(url)
+    if path is not None:
+        return UNIX_PREFIX + path
     url = url.rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise UsageError(f"--server {url!r}: expected http://HOST:PORT")
+        raise UsageError(f"--server {url!r}: expected http://HOST:PORT or unix:/PATH.sock")
     return url if url.endswith("/v1") else url + "/v1"
+
+
+def _connection(url: str) -> tuple[http.client.HTTPConnection, str]:
+    """A connection to the server `base_url` gave, and the path its API lives under."""
+    import http.client
+    import urllib.parse
+
+    if url.startswith(UNIX_PREFIX):
+        from ragcli.core.unix_http import UnixHTTPConnection
+
+        sock = url[len(UNIX_PREFIX) :]
+        return UnixHTTPConnection(sock, timeout=300, connect_timeout=UNIX_CONNECT_TIMEOUT), "/v1"
+    parts = urllib.parse.urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    return cls(parts.hostname or "127.0.0.1", parts.port, timeout=300), parts.path
 
 
 def ask_remote(server: str, query: Query, on_token: Callable[[str], None]) -> dict[str, Any]:
@@ -28,10 +65,8 @@ def ask_remote(server: str, query: Query, on_token: Callable[[str], None]) -> di
     stdlib `http.client` on purpose: it costs nothing to import, and this path exists to save
     a cold start (httpx alone takes ≈0.16 s to import)."""
     import http.client
-    import urllib.parse
 
     url = base_url(server)
-    parts = urllib.parse.urlsplit(url)
     body: dict[str, Any] = {
         "model": "ragcli",
         "stream": True,
@@ -42,8 +77,7 @@ def ask_remote(server: str, query: Query, on_token: Callable[[str], None]) -> di
             body[key] = value
     if query.partitions:
         body["partition"] = list(query.partitions)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=300)
+    conn, prefix = _connection(url)
     started = time.perf_counter_ns()
     first: int | None = None
     pieces: list[str] = []
@@ -51,7 +85,7 @@ def ask_remote(server: str, query: Query, on_token: Callable[[str], None]) -> di
     try:
         conn.request(
             "POST",
-            f"{parts.path}/chat/completions",
+            f"{prefix}/chat/completions",
             json.dumps(body).encode(),
             {"Content-Type": "application/json", "Accept": "text/event-stream"},
         )
@@ -78,8 +112,9 @@ def ask_remote(server: str, query: Query, on_token: Callable[[str], None]) -> di
                 on_token(text)
             if "sources" in event:
                 final = event
-    except ConnectionRefusedError:
-        raise ProviderError(f"cannot connect to the ragcli server at {url}") from None
+    except (ConnectionRefusedError, FileNotFoundError):
+        hint = "; is its daemon running? (`ragcli daemon start`)" if url.startswith("unix:") else ""
+        raise ProviderError(f"cannot connect to the ragcli server at {url}{hint}") from None
     except (OSError, http.client.HTTPException) as exc:
         raise ProviderError(f"the ragcli server at {url} failed: {type(exc).__name__}") from None
     finally:
