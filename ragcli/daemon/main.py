@@ -14,6 +14,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--ready-fd", type=int)
     args = parser.parse_args(argv)
+    from ragcli.daemon.location import fingerprint
+
+    fingerprint()  # of the code as it is now, before the rest of it is imported
     from ragcli.core.failures import failure_line
     from ragcli.daemon.server import run_daemon
 
