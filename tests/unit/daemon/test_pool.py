@@ -81,12 +81,6 @@ def test_eviction_keeps_the_pipelines_in_use(base: FakePipeline) -> None:
     assert old.closed and not busy.closed and not base.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ragcli/daemon/pool.py Pipelines.get evicts before it marks the new pipeline in "
-    "use: when every other pipeline is the base or in use, the new one is closed and "
-    "dropped at once, and move_to_end raises KeyError (the request fails)",
-)
 def test_a_new_pipeline_is_not_evicted_while_the_others_are_in_use(base: FakePipeline) -> None:
     pipelines = Pipelines(base, limit=2)  # type: ignore[arg-type]
     busy = pipelines.get(replace(base.settings, k=2))  # in use: never `done`
