@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragcli.core.db import connect, transaction
+from ragcli.index.catalog_lexical import Readers, top_k
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -156,8 +157,10 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn: sqlite3.Connection = connect(path, MIGRATIONS, "catalogue")
+        self.readers = Readers(path)  # lexical search's own connections (any thread)
 
     def close(self) -> None:
+        self.readers.close()
         self.conn.close()
 
     # -- meta ---------------------------------------------------------------------------
@@ -294,28 +297,14 @@ class Catalog:
     def lexical_search(
         self, question: str, k: int, where: LexicalFilter = LexicalFilter()
     ) -> list[tuple[str, float]]:
-        """Top-k chunks by BM25 (best first); the score is -bm25, higher is better."""
+        """Top-k chunks by BM25 (best first; equal scores in catalogue order); the score is
+        -bm25, higher is better. Safe to call from any thread, several at once: it runs on a
+        read connection of its own (catalog_lexical.py), not on `conn`."""
         match = fts_query(question)
         if not match:
             return []
-        sql = [
-            "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts",
-            "JOIN chunks c ON c.rowid = chunks_fts.rowid",
-            "JOIN documents d ON d.path = c.doc_path WHERE chunks_fts MATCH ?",
-        ]
-        args: list[object] = [match]
-        if where.partitions:
-            sql.append(f"AND d.partition IN ({','.join('?' * len(where.partitions))})")
-            args += where.partitions
-        if where.since_ts is not None:
-            sql.append("AND d.date_ts >= ?")
-            args.append(where.since_ts)
-        if where.sources:
-            sql.append(f"AND d.source IN ({','.join('?' * len(where.sources))})")
-            args += where.sources
-        sql.append("ORDER BY bm25(chunks_fts) LIMIT ?")
-        args.append(k)
-        return [(cid, float(score)) for cid, score in self.conn.execute(" ".join(sql), args)]
+        with self.readers.connection() as conn:
+            return top_k(conn, match, k, where)
 
     def paths_by_source(self, sources: Sequence[str]) -> list[tuple[str, str]]:
         """(path, source) of the documents shown as any of `sources`."""

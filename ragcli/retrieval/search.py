@@ -56,15 +56,31 @@ class Searcher:
         self, info: IndexInfo, questions: Sequence[str], vectors: np.ndarray, k: int, scope: Scope
     ) -> list[Hits]:
         """Top-k per question (one vector each, one index call for all), fused with the
-        lexical list in hybrid mode."""
+        lexical list in hybrid mode. The dense and lexical searches run at the same time, in
+        threads of their own (Chroma's HNSW and SQLite's FTS5 both release the GIL while they
+        search): hybrid costs about the slower of the two, not their sum."""
         depth = search_depth(k, self.mode)
-        found = await self.dense(info, vectors, depth, scope)
         if self.mode != "hybrid":
-            return found
+            return await self.dense(info, vectors, depth, scope)
+        found, lexical = await asyncio.gather(
+            self.dense(info, vectors, depth, scope), self.lexical(questions, depth, scope)
+        )
         return [
-            fuse(hits, self.catalog.lexical_search(q, depth, scope.sql), self.hybrid_weight)[:k]
-            for q, hits in zip(questions, found, strict=True)
+            fuse(hits, words, self.hybrid_weight)[:k]
+            for hits, words in zip(found, lexical, strict=True)
         ]
+
+    async def lexical(self, questions: Sequence[str], k: int, scope: Scope) -> list[Hits]:
+        """BM25 top-k per question, each in a worker thread (the catalogue gives each search
+        a read connection of its own), so that they overlap each other and the dense search."""
+        return list(
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(self.catalog.lexical_search, q, k, scope.sql)
+                    for q in questions
+                )
+            )
+        )
 
     async def dense(self, info: IndexInfo, vectors: np.ndarray, k: int, scope: Scope) -> list[Hits]:
         """Top-k per vector among the chunks the catalogue knows. A scoped question searches

@@ -1,0 +1,193 @@
+"""The catalogue's lexical search (ragcli/index/catalog_lexical.py) against a brute reference:
+the single JOIN query it replaced, kept here as the oracle, on a real SQLite file. Same ids,
+same scores (-bm25, bit for bit), same order, ties included, with and without filters; its
+read connections: one per concurrent search, reused, closed with the catalogue, and never
+behind a commit."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ragcli.core.records import Chunk, Document, FileRef
+from ragcli.index.catalog import Catalog, LexicalFilter, fts_query
+
+ROOT = Path("/corpus/docs")
+WORDS = [
+    "pager", "rotation", "deploy", "rollback", "database", "replica", "cache", "session",
+    "cookie", "token", "migration", "schema", "index", "query", "latency", "timeout",
+    "retry", "queue", "worker", "signal", "template", "middleware", "static", "upload",
+    "storage", "backup", "restore", "cluster", "shard", "lock", "foo_bar", "résumé",
+]  # fmt: skip
+FILLER = ["the", "a", "of", "to", "and", "is", "it", "what", "how", "in"]
+
+
+def oracle(
+    catalog: Catalog, question: str, k: int, where: LexicalFilter | None = None
+) -> list[tuple[str, float]]:
+    """The lexical search as it was: one statement joining every match to its chunk and
+    document, filters, ORDER BY bm25, LIMIT."""
+    where = where or LexicalFilter()
+    match = fts_query(question)
+    if not match:
+        return []
+    sql = [
+        "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts",
+        "JOIN chunks c ON c.rowid = chunks_fts.rowid",
+        "JOIN documents d ON d.path = c.doc_path WHERE chunks_fts MATCH ?",
+    ]
+    args: list[object] = [match]
+    if where.partitions:
+        sql.append(f"AND d.partition IN ({','.join('?' * len(where.partitions))})")
+        args += where.partitions
+    if where.since_ts is not None:
+        sql.append("AND d.date_ts >= ?")
+        args.append(where.since_ts)
+    if where.sources:
+        sql.append(f"AND d.source IN ({','.join('?' * len(where.sources))})")
+        args += where.sources
+    sql.append("ORDER BY bm25(chunks_fts) LIMIT ?")
+    args.append(k)
+    return [(cid, float(score)) for cid, score in catalog.conn.execute(" ".join(sql), args)]
+
+
+def document(n: int, partition: str, date_ts: int) -> Document:
+    return Document(
+        ref=FileRef(ROOT / partition / f"d{n:03d}.md", ROOT, partition),
+        text="",
+        title=f"D{n}",
+        date="1970-01-01",
+        date_ts=date_ts,
+        content_hash=f"hash-{n}",
+        mtime_ns=1,
+        size=10,
+    )
+
+
+def corpus(seed: int = 7) -> list[tuple[Document, list[Chunk]]]:
+    """40 documents of 8 chunks in 4 partitions: Zipf-ish word use (common words match most
+    chunks), and many texts repeated word for word in other documents (equal scores: ties)."""
+    rng = random.Random(seed)
+    weights = [1 / (i + 1) for i in range(len(WORDS))]
+    repeated = [" ".join(rng.choices(WORDS, weights, k=12)) for _ in range(6)]
+    docs = []
+    for n in range(40):
+        texts = []
+        for _ in range(8):
+            if rng.random() < 0.3:
+                texts.append(rng.choice(repeated))
+            else:
+                words = rng.choices(WORDS + FILLER, k=rng.randint(3, 30))
+                texts.append(" ".join(words))
+        chunks = [Chunk(i, t, 0, len(t), len(t.split())) for i, t in enumerate(texts)]
+        docs.append((document(n, f"p{n % 4}", 1000 + 10 * n), chunks))
+    return docs
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    c = Catalog(tmp_path / "catalog.db")
+    c.apply(corpus(), [], "emb-1")
+    yield c
+    c.close()
+
+
+QUESTIONS = [
+    "pager",
+    "How do I roll back a deploy after a failed migration?",
+    "database replica latency timeout",
+    "cache session cookie token",
+    "what is it",  # stop words only: kept when there is nothing else
+    "foo_bar résumé",  # a two-token phrase; a non-ASCII word
+    "the lock",
+    "nothing matches xyzzy",
+    "pager pager rotation",
+    "",
+]
+FILTERS = [
+    LexicalFilter(),
+    LexicalFilter(partitions=("p1",)),
+    LexicalFilter(partitions=("p0", "p3")),
+    LexicalFilter(since_ts=1200),
+    LexicalFilter(sources=("docs/p2/d002.md", "docs/p1/d005.md", "docs/p1/d009.md")),
+    LexicalFilter(
+        partitions=("p1", "p2"), since_ts=1150, sources=("docs/p1/d017.md", "docs/p2/d002.md")
+    ),
+]
+
+
+@pytest.mark.parametrize("where", FILTERS, ids=repr)
+def test_lexical_search_equals_the_join_query_ties_included(
+    catalog: Catalog, where: LexicalFilter
+) -> None:
+    compared = 0
+    for question in QUESTIONS:
+        for k in (1, 3, 7, 20, 40, 1000):
+            expected = oracle(catalog, question, k, where)
+            assert catalog.lexical_search(question, k, where) == expected, (question, k)
+            compared += len(expected)
+    assert compared > 50  # every filter leaves the searches something to rank
+
+
+def test_the_corpus_has_ties_across_the_cut(catalog: Catalog) -> None:
+    """The equality above covers ties: equal scores straddle a top-k boundary."""
+    ranked = oracle(catalog, "pager rotation deploy", 1000)
+    scores = [s for _, s in ranked]
+    assert any(scores[i] == scores[i + 1] for i in range(len(scores) - 1))
+    cut = next(i for i in range(1, len(scores)) if scores[i] == scores[i - 1])
+    assert catalog.lexical_search("pager rotation deploy", cut) == ranked[:cut]
+
+
+def test_a_search_sees_what_was_committed_after_its_connection_opened(catalog: Catalog) -> None:
+    assert catalog.lexical_search("zebra", 5) == []  # opens (and keeps) a read connection
+    d = document(99, "p0", 5000)
+    catalog.apply([(d, [Chunk(0, "zebra crossing", 0, 14, 2)])], [], "emb-1")
+    found = catalog.lexical_search("zebra", 5)
+    assert [catalog.chunks([cid])[cid].source for cid, _ in found] == ["docs/p0/d099.md"]
+    assert catalog.readers.opened == 1
+
+
+def test_concurrent_searches_each_get_a_connection_and_give_it_back(catalog: Catalog) -> None:
+    readers = catalog.readers
+    with readers.connection() as a, readers.connection() as b:
+        assert a is not b  # one per search in flight
+    with readers.connection() as c:
+        assert c in (a, b)  # reused afterwards
+    assert readers.opened == 2
+
+
+def test_searches_from_many_threads_at_once_answer_as_one_would(catalog: Catalog) -> None:
+    expected = {q: oracle(catalog, q, 20) for q in QUESTIONS}
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+    got: list[dict[str, list[tuple[str, float]]]] = []
+
+    def worker() -> None:
+        try:
+            start.wait(timeout=30)
+            got.append({q: catalog.lexical_search(q, 20) for q in QUESTIONS * 5})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and got == [expected] * 4
+    assert catalog.conn.in_transaction is False
+
+
+def test_close_closes_the_read_connections(tmp_path: Path) -> None:
+    c = Catalog(tmp_path / "catalog.db")
+    c.apply(corpus(), [], "emb-1")
+    c.lexical_search("pager", 3)
+    with c.readers.connection() as conn:
+        pass
+    c.close()
+    with pytest.raises(Exception, match="closed"):
+        conn.execute("SELECT 1")

@@ -1,0 +1,158 @@
+"""Hybrid ranking runs its dense and lexical searches at the same time (retrieval.search):
+judged by events (every search waits at one barrier, which only opens when all of them are
+in flight at once), and, on a real catalogue and a real Chroma index in a temporary folder,
+it returns exactly what the sequential ranking returned: dense search, then the old lexical
+query (tests/unit/index/test_lexical.py's oracle), then fusion."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ragcli.index import indexing
+from ragcli.index.catalog import Catalog, LexicalFilter
+from ragcli.index.indexing import IndexInfo
+from ragcli.index.store import Hit, HnswParams, Store
+from ragcli.retrieval.scope import Scope
+from ragcli.retrieval.search import Hits, Searcher, fuse, search_depth
+from tests.unit.index.test_lexical import QUESTIONS, corpus, oracle
+
+ALL = Scope(None, "{}")
+INFO = IndexInfo("global", HnswParams(), 1)
+DIMS = 16
+
+
+class Recorder:
+    """A store and a catalogue whose searches each wait at one barrier: they return only once
+    all `parties` searches are running together (a sequential caller breaks the barrier)."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=30)
+        self.events: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def _meet(self, what: str) -> None:
+        with self.lock:
+            self.events.append(("start", what))
+        self.barrier.wait()
+        with self.lock:
+            self.events.append(("end", what))
+
+    # the store
+    def query(self, name: str, vectors: np.ndarray, k: int, where: Any = None) -> list[list[Hit]]:
+        self._meet("dense")
+        return [[Hit("a", 0.9), Hit("b", 0.5)] for _ in range(len(vectors))]
+
+    # the catalogue
+    def known_ids(self, ids: set[str]) -> set[str]:
+        return ids
+
+    def lexical_search(self, q: str, k: int, where: LexicalFilter) -> list[tuple[str, float]]:
+        self._meet(f"lexical {q}")
+        return [("b", 2.0), (q, 1.0)]
+
+
+def test_hybrid_runs_the_dense_search_and_every_lexical_search_at_once() -> None:
+    rec = Recorder(parties=3)  # one dense call for both questions, one lexical per question
+    searcher = Searcher(rec, rec, "hybrid", "hnsw", 1.0)  # type: ignore[arg-type]
+    vectors = np.zeros((2, 4), np.float32)
+    ranked = asyncio.run(searcher.rank(INFO, ["q1", "q2"], vectors, 3, ALL))
+    starts = rec.events[:3]
+    assert sorted(w for _, w in starts) == ["dense", "lexical q1", "lexical q2"]
+    assert all(kind == "start" for kind, _ in starts)  # all three began before any ended
+    assert ranked == [
+        fuse([("a", 0.9), ("b", 0.5)], [("b", 2.0), (q, 1.0)], 1.0)[:3] for q in ("q1", "q2")
+    ]
+
+
+def test_dense_mode_runs_no_lexical_search() -> None:
+    rec = Recorder(parties=1)
+    searcher = Searcher(rec, rec, "dense", "hnsw", 1.0)  # type: ignore[arg-type]
+    ranked = asyncio.run(searcher.rank(INFO, ["q"], np.zeros((1, 4), np.float32), 1, ALL))
+    assert ranked == [[("a", 0.9)]] and [w for _, w in rec.events] == ["dense", "dense"]
+
+
+def test_a_failing_lexical_search_fails_the_ranking() -> None:
+    class Broken(Recorder):
+        def lexical_search(self, q: str, k: int, where: LexicalFilter) -> list[tuple[str, float]]:
+            raise RuntimeError("fts5 is gone")
+
+    rec = Broken(parties=1)
+    searcher = Searcher(rec, rec, "hybrid", "hnsw", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="fts5 is gone"):
+        asyncio.run(searcher.rank(INFO, ["q"], np.zeros((1, 4), np.float32), 1, ALL))
+
+
+# -- a real catalogue and a real Chroma index ----------------------------------------------
+def vector_of(text: str) -> np.ndarray:
+    """A fixed unit vector per text (repeated texts share it: dense ties too)."""
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).standard_normal(DIMS).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Catalog, Store]]:
+    home = tmp_path_factory.mktemp("hybrid")
+    catalog = Catalog(home / "catalog.db")
+    catalog.apply(corpus(), [], "emb-1")
+    store = Store(home / "chroma")
+
+    async def vectors(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return np.stack([vector_of(text) for _, text in pairs])
+
+    asyncio.run(indexing.rebuild(catalog, store, HnswParams(), vectors))
+    yield catalog, store
+    catalog.close()
+
+
+async def sequential(
+    searcher: Searcher, questions: Sequence[str], vectors: np.ndarray, k: int, scope: Scope
+) -> list[Hits]:
+    """The hybrid ranking as it was: dense search, then each lexical search, then fusion."""
+    info = indexing.current(searcher.catalog)
+    assert info is not None
+    depth = search_depth(k, "hybrid")
+    found = await searcher.dense(info, vectors, depth, scope)
+    return [
+        fuse(hits, oracle(searcher.catalog, q, depth, scope.sql), searcher.hybrid_weight)[:k]
+        for q, hits in zip(questions, found, strict=True)
+    ]
+
+
+SCOPES = [
+    ALL,
+    Scope({"partition": "p1"}, "p1", LexicalFilter(("p1",)), ("p1",), None),
+    Scope(
+        {"partition": {"$in": ["p0", "p2"]}},
+        "p0p2",
+        LexicalFilter(("p0", "p2")),
+        ("p0", "p2"),
+        None,
+    ),
+    Scope({"date_ts": {"$gte": 1200}}, "since", LexicalFilter(since_ts=1200)),
+]
+
+
+@pytest.mark.parametrize("scope", SCOPES, ids=lambda s: s.key)
+@pytest.mark.parametrize("weight", [1.0, 0.5])
+def test_concurrent_hybrid_returns_what_sequential_hybrid_returned(
+    indexed: tuple[Catalog, Store], scope: Scope, weight: float
+) -> None:
+    catalog, store = indexed
+    info = indexing.current(catalog)
+    assert info is not None
+    searcher = Searcher(store, catalog, "hybrid", "hnsw", weight)
+    questions = [q for q in QUESTIONS if q]
+    vectors = np.stack([vector_of(q) for q in questions])
+    for k in (1, 5, 10):
+        got = asyncio.run(searcher.rank(info, questions, vectors, k, scope))
+        want = asyncio.run(sequential(searcher, questions, vectors, k, scope))
+        assert got == want, k
+        assert all(len(ranked) == k for ranked in got)  # every question had k to rank
