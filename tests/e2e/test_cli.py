@@ -144,7 +144,7 @@ def test_help_imports_no_heavy_library(home: Path) -> None:
         "try:\n    runpy.run_module('ragcli', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
         "heavy = [m for m in ('chromadb', 'onnxruntime', 'openai', 'numpy', 'tiktoken', "
-        "'sqlite_utils', 'tokenizers') if m in sys.modules]\n"
+        "'sqlite_utils', 'tokenizers', 'rich') if m in sys.modules]\n"  # help: TYPER_USE_RICH=0
         "print('HEAVY=' + ','.join(heavy))"
     )
     proc = subprocess.run(
