@@ -1194,6 +1194,161 @@ for _h in ("off", "auto", "fixed"):
     )
 
 
+# -- the warm daemon (benchmarks/daemon.py) -------------------------------------------------
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+@renders("daemon:whole_process")
+def _daemon_table(ctx: Ctx) -> str:
+    r = ctx.load("daemon")
+    v, t = r["verdict"], r["targets"]
+    ch, ft, rm, cold = r["cache_hit"], r["first_time"], r["remote"], r["cold_first_ask"]
+    floor = r["floor_ms"]
+
+    def row(
+        name: str, d: dict[str, Any], nd: dict[str, Any] | None, target: str, met: str
+    ) -> list[str]:
+        ratio = times(nd["p50"] / d["p50"]) if nd else ""
+        right = [ms(nd["p50"], " ms"), ms(nd["p90"], " ms")] if nd else ["", ""]
+        return [name, ms(d["p50"], " ms"), ms(d["p90"], " ms"), *right, ratio, target, met]
+
+    rows = [
+        row("answer-cache hit (spawn → exit)", ch["daemon_exit_ms"], ch["no_daemon_exit_ms"],
+            f"≤ {t['cache_hit_daemon_s'] * 1000:.0f} ms", _met(v["cache_hit_daemon_s"])),
+        row("first-time question, offline defaults (spawn → exit)", ft["daemon_exit_ms"],
+            ft["no_daemon_exit_ms"],
+            f"≤ {t['first_time_daemon_s'] * 1000:.0f} ms and ≥ {t['first_time_speedup']:.0f}×",
+            _met(v["first_time_daemon_s"] and v["first_time_speedup_met"])),
+        row(f"first-time question against the test server: TTFT (spawn → first answer byte; "
+            f"floor {floor:.0f} ms)", rm["daemon_first_byte_ms"], rm["no_daemon_first_byte_ms"],
+            f"≤ {floor + t['remote_ttft_over_floor_ms']:.0f} ms",
+            _met(v["remote_ttft_met"]) + f" (floor +{v['remote_ttft_over_floor_ms']:.0f} ms)"),
+        row("`ragcli --help` (spawn → exit)", r["help_exit_ms"], None,
+            f"≤ {t['help_s'] * 1000:.0f} ms", _met(v["help_s"])),
+        row("first ask with no daemon running, its start included (spawn → first answer byte)",
+            cold["daemon_first_byte_ms"], cold["no_daemon_first_byte_ms"],
+            "no slower than `--no-daemon`", _met(v["cold_first_ask_no_slower"])),
+    ]  # fmt: skip
+    n = ch["daemon_exit_ms"]["n"]
+    same = all(x.get("daemon_pid", {}).get("same", True) for x in (ch, ft, rm))
+    one = (
+        "one daemon served each warm measurement (its pid before and after)"
+        if same
+        else "**the daemon was replaced during a warm measurement** (ragcli's code changed)"
+    )
+    head = ["whole `ragcli` process", "daemon p50", "p90", "`--no-daemon` p50", "p90",
+            "ratio", "target", "met"]  # fmt: skip
+    load = f"<sub>`uptime` at the start: {r['uptime_start']}; at the end: {r['uptime_end']}.</sub>"
+    return (
+        table(head, rows, left_last=True)
+        + f"\n\nMedian (p50) and p90 of {n} runs each way, alternating; {one}.\n\n"
+        + load
+        + "\n\n"
+        + provenance(ctx, "daemon")
+    )
+
+
+@renders("daemon:remote")
+def _daemon_remote(ctx: Ctx) -> str:
+    r = ctx.load("daemon")
+    w, rm = r["remote_in_process_warm"], r["remote"]
+    ttft = rm["daemon_first_byte_ms"]["p50"]
+    rows = [
+        ["the server's floor: one embeddings request + time to the first token",
+         ms(r["floor_ms"], " ms")],
+        ["the same pipeline warm in one process (`ragcli profile`, caches off): TTFT",
+         ms(w["ttft"]["p50"], " ms")],
+        ["… of which the embeddings request / the LLM's first token",
+         f"{ms(w['embed']['p50'], ' ms')} / {ms(w['llm.first_token']['p50'], ' ms')}"],
+        ["`ragcli ask` through the warm daemon: TTFT from spawn", ms(ttft, " ms")],
+        ["a minimal client, for comparison: `python -I -S`, one Unix socket, the same request "
+         "prepared beforehand (benchmarks/daemon.py's RAW_CLIENT): TTFT from spawn",
+         ms(rm["raw_client_first_byte_ms"]["p50"], " ms")],
+        ["… the client process's share (the difference)",
+         ms(ttft - w["ttft"]["p50"], " ms")],
+        ["`python -c pass` (the interpreter alone, spawn → exit)",
+         ms(r["interpreter_ms"]["p50"], " ms")],
+        ["the client's imports (console script + fast path, `-X importtime`, all self times)",
+         ms(r["client_imports"]["total_ms"], " ms")],
+    ]  # fmt: skip
+    heavy = ", ".join(
+        f"{name} {ms(v, ' ms')}"
+        for name, v in list(r["client_imports"]["by_package_ms"].items())[:8]
+    )
+    return (
+        table(["part of a first-time question's TTFT (p50)", "ms"], rows)
+        + f"\n\nThe client's heaviest imports (self time by package): {heavy}.\n\n"
+        + provenance(ctx, "daemon")
+    )
+
+
+@renders("daemon:cold_start")
+def _daemon_cold(ctx: Ctx) -> str:
+    r = ctx.load("daemon")
+    cold = r["cold_first_ask"]
+    spans = ", ".join(
+        f"`{s['name']}` {ms(s['ms'], ' ms')}" for s in cold["daemon_warm_spans"] or []
+    )
+    heavy = ", ".join(
+        f"{name} {ms(v, ' ms')}"
+        for name, v in list(r["daemon_imports"]["by_package_ms"].items())[:8]
+    )
+    first = " and ".join(ms(x, " ms") for x in r["first_requests_after_start_ms"])
+    return (
+        "- the daemon says ready (socket bound, loads still running) "
+        f"{ms(cold['daemon_ready_ms']['p50'], ' ms')} "
+        f"after its process started (p50 of {cold['daemon_ready_ms']['n']}, `ready_ms` in "
+        f"`ragcli daemon status --json`);\n"
+        "- its loads, in the background from then on (`warm` in its `/healthz`, first start): "
+        f"{spans};\n"
+        f"- after `ragcli daemon start` returned, its first first-time questions took {first} "
+        f"(spawn → exit): the first waits for the loads still running;\n"
+        f"- its module imports before it can listen (`{r['daemon_imports']['code']}`): "
+        f"{ms(r['daemon_imports']['total_ms'], ' ms')} in all; heaviest: {heavy}.\n\n"
+        + provenance(ctx, "daemon")
+    )
+
+
+@renders("daemon:concurrency")
+def _daemon_concurrency(ctx: Ctx) -> str:
+    c = ctx.load("daemon")["concurrency"]
+    rows = []
+    for way, name in (("daemon", "one warm daemon"), ("no_daemon", "`--no-daemon`")):
+        x = c[way]
+        rows.append([
+            name, x["asks"], x["answered"], x["lost"], f"{x['wall_s']:.2f} s",
+            f"{x['asks_per_s']:.1f}", f"+{x['requests_delta']}" if "requests_delta" in x else "–",
+        ])  # fmt: skip
+    return (
+        table(
+            ["asks at once", "asks", "answered", "lost", "wall (all)", "asks/s", "daemon requests"],
+            rows,
+        )  # fmt: skip
+        + f"\n\n{c['first_time']} first-time questions and {c['cached']} answer-cache hits "
+        "each way (other first-time questions for `--no-daemon`).\n\n" + provenance(ctx, "daemon")
+    )
+
+
+@renders("daemon:kill")
+def _daemon_kill(ctx: Ctx) -> str:
+    k = ctx.load("daemon")["kill_mid_stream"]
+    line = f"`` {k['client_error_line']} ``" if k["client_error_line"] else "(none)"
+    return (
+        f"- the client had printed {k['client_stdout_chars']} of the answer's "
+        f"{k['reply_chars']} characters when the daemon (pid {k['killed_pid']}) got SIGKILL, "
+        f"{k['killed_s_after_spawn']:.2f} s after the client's spawn;\n"
+        f"- the client exited {ms(k['client_exit_after_kill_ms'], ' ms')} later with exit code "
+        f"**{k['client_exit_code']}** and {plural(len(k['client_stderr_lines']), 'line')} "
+        f"on stderr: {line};\n"
+        f"- the next `ragcli ask` exited {k['next_ask_exit_code']} with an answer "
+        f"({'yes' if k['next_ask_answered'] else 'no'}), from a new daemon: "
+        f"{'yes' if k['new_daemon'] else '**no**'} (pid {k['new_daemon_pid']}; "
+        f"`-v` said: {k['next_ask_daemon']}), in {ms(k['next_ask_ms'], ' ms')} "
+        "(the new daemon's start and loads included).\n\n" + provenance(ctx, "daemon")
+    )
+
+
 # -- the rewriting ----------------------------------------------------------------------------
 def render_text(text: str, ctx: Ctx, problems: list[str]) -> str:
     def replace(match: re.Match[str]) -> str:

@@ -47,6 +47,7 @@ class Step:
 STEPS = (
     Step("ingest_and_ask", "benchmarks/ingest_and_ask.py", 60),
     Step("serve_vs_cold", "benchmarks/serve_vs_cold.py", 45),
+    Step("daemon", "benchmarks/daemon.py", 240),
     Step("embedding_throughput", "benchmarks/embedding_throughput.py", 45),
     Step(
         "embedding_throughput_no_token_cost",
