@@ -47,7 +47,19 @@ QuestionsOpt = Annotated[
 RunsOpt = Annotated[int, typer.Option(help="Warm runs measured (after warm-up).", min=0)]
 WarmupOpt = Annotated[int, typer.Option(help="Warm-up runs, excluded from the figures.", min=0)]
 ColdRunsOpt = Annotated[
-    int, typer.Option(help="Cold runs: this process plus N-1 fresh processes.", min=1)
+    int,
+    typer.Option(
+        help="Cold runs: this process plus N-1 fresh processes; with N >= 2, also N fresh "
+        "`ragcli ask` processes each way, in-process and through the daemon (stopped first).",
+        min=1,
+    ),
+]
+NoDaemonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-daemon",
+        help="--cold-runs: time only in-process asks, not the daemon (or RAGCLI_DAEMON=off).",
+    ),
 ]
 AblateFlag = Annotated[bool, typer.Option(help="Switch each optimisation off in turn.")]
 RoundsOpt = Annotated[int, typer.Option(help="Question-set rounds per ablation variant.", min=1)]
@@ -137,6 +149,7 @@ def profile(
     sweep: SweepOpt = None,
     prewarm: PrewarmFlag = False,
     server: ServerOpt = None,
+    no_daemon: NoDaemonOpt = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Time every stage: a cold run from process start, then warm runs; optionally ablations,
@@ -183,9 +196,7 @@ def profile(
             "--prompt-layout": prompt_layout,
             "--max-context-tokens": max_context_tokens,
         }
-        report.extra_cold_ttft_ms = _cold_processes(
-            global_options(ctx), queries[0], cold_runs - 1, setting_flags
-        )
+        _cold_runs(ctx, settings, report, queries[0], plan, (setting_flags, no_daemon))
     _write_report(report, out)
 
 
@@ -260,6 +271,31 @@ async def _prewarm(pipeline: Pipeline, quiet: bool) -> tuple[str, list[Span]]:
     return warmed, before
 
 
+def _cold_runs(
+    ctx: typer.Context,
+    settings: Settings,
+    report: ProfileReport,
+    query: Query,
+    plan: ProfilePlan,
+    flags: tuple[dict[str, Any], bool],
+) -> None:
+    """`--cold-runs N`, N >= 2: N-1 fresh `ragcli profile` processes (the `cold` section), and
+    N fresh `ragcli ask` processes each way, in-process and through the daemon (`cold_both`)."""
+    from ragcli.daemon.location import Location
+    from ragcli.profile.cold import cold_both, python_ragcli, query_args
+
+    setting_flags, no_daemon = flags
+    options = global_options(ctx)
+    report.extra_cold_ttft_ms = _cold_processes(options, query, plan.cold_runs - 1, setting_flags)
+    off = "--no-daemon" if no_daemon else None
+    if off is None and settings.daemon == "off":
+        off = "daemon = off (RAGCLI_DAEMON or the config file)"
+    ask = ["ask", query.question, *query_args(query, setting_flags)]
+    location = Location(settings.data_dir.resolve())
+    both = cold_both(python_ragcli(options.argv()), ask, location, plan.cold_runs, off)
+    report.cold_both = both.as_dict()
+
+
 def _cold_processes(
     options: GlobalOptions, query: Query, n: int, setting_flags: dict[str, Any]
 ) -> list[float]:
@@ -267,17 +303,11 @@ def _cold_processes(
     import subprocess
 
     from ragcli.core.errors import RagcliError
+    from ragcli.profile.cold import python_ragcli, query_args
 
-    base = [sys.executable, "-m", "ragcli", *options.argv()]
+    base = python_ragcli(options.argv())
     args = ["profile", query.question, "--runs", "0", "--warmup", "0", "--json"]
-    if query.k:
-        args += ["--k", str(query.k)]
-    for p in query.partitions:
-        args += ["--partition", p]
-    query_flags = {"--since": query.since, "--source": query.source}
-    for flag, value in {**query_flags, **setting_flags}.items():
-        if value:
-            args += [flag, str(value)]
+    args += query_args(query, setting_flags)
     out = []
     for _ in range(n):
         proc = subprocess.run(base + args, capture_output=True, text=True)

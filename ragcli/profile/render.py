@@ -143,6 +143,10 @@ def render_profile(console: Console, report: dict[str, Any]) -> None:
             cold["spans"],
         )
     )
+    if report.get("cold_both"):
+        from ragcli.profile.cold import render_cold_both
+
+        render_cold_both(console, report["cold_both"])
     console.print()
     if warm["runs"]:
         _render_warm(console, warm, report["generator"])

@@ -35,6 +35,7 @@ class ProfileReport:
     concurrency: list[dict[str, Any]] | None = None
     sweep: dict[str, Any] | None = None  # `--sweep k=1,2,4,8`: TTFT against prompt tokens
     warmed: str = ""  # what `--prewarm` did before the cold run ("" when it did not run)
+    cold_both: dict[str, Any] | None = None  # `--cold-runs N` (N >= 2): ragcli.profile.cold
 
     @property
     def cold_ttft_ms(self) -> float:
@@ -69,9 +70,10 @@ class ProfileReport:
             },
             "ablation": self.ablation,
             "concurrency": self.concurrency,
-            # only when asked for (as `budgets`): --prewarm, --sweep
+            # only when asked for (as `budgets`): --prewarm, --sweep, --cold-runs N >= 2
             **({"prewarm": self.warmed} if self.warmed else {}),
             **({"sweep": self.sweep} if self.sweep is not None else {}),
+            **({"cold_both": self.cold_both} if self.cold_both is not None else {}),
         }
 
 
