@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragcli.core.db import connect, transaction
-from ragcli.index.catalog_lexical import Readers, top_k
+from ragcli.index.catalog_lexical import Readers
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -136,14 +136,19 @@ _STOP_WORDS = """
 STOP_WORDS = frozenset(_STOP_WORDS.split())
 
 
-def fts_query(text: str) -> str:
-    """Any user text as a safe FTS5 query: its content words, quoted, OR-ed (BM25 ranks them).
+def fts_phrases(text: str) -> list[str]:
+    """Any user text as safe FTS5 phrases: its content words, each quoted, once.
 
     Stop words are dropped unless the question has nothing else ("what is it" still matches).
     """
     words = dict.fromkeys(w.lower() for w in _WORD.findall(text) if len(w) > 1)
     content = [w for w in words if w not in STOP_WORDS]
-    return " OR ".join(f'"{w}"' for w in (content or words))
+    return [f'"{w}"' for w in (content or words)]
+
+
+def fts_query(text: str) -> str:
+    """Any user text as a safe FTS5 query: its phrases OR-ed (BM25 ranks them)."""
+    return " OR ".join(fts_phrases(text))
 
 
 @dataclass(frozen=True)
@@ -300,11 +305,8 @@ class Catalog:
         """Top-k chunks by BM25 (best first; equal scores in catalogue order); the score is
         -bm25, higher is better. Safe to call from any thread, several at once: it runs on a
         read connection of its own (catalog_lexical.py), not on `conn`."""
-        match = fts_query(question)
-        if not match:
-            return []
-        with self.readers.connection() as conn:
-            return top_k(conn, match, k, where)
+        phrases = fts_phrases(question)
+        return self.readers.search(phrases, k, where) if phrases else []
 
     def paths_by_source(self, sources: Sequence[str]) -> list[tuple[str, str]]:
         """(path, source) of the documents shown as any of `sources`."""

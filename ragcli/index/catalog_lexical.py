@@ -5,23 +5,40 @@ dense search runs in another (SQLite releases the GIL while a statement steps), 
 catalogue's main connection is used meanwhile by the event loop's thread. One sqlite3
 connection must not run statements from two threads at once, so each search borrows an idle
 read-only connection from a small pool (one per search running at that moment), and gives it
-back. Each statement of a connection in autocommit mode reads the last committed state, as
-the main connection does.
+back. A search is one read transaction: its statements read the last state committed when it
+began, as the single statement it replaces did.
 
-Why two queries: ranking inside FTS5 alone (`bm25()` over the full-text table, ORDER BY …
-LIMIT k) and mapping only the k winners' rowids to chunk ids costs about half of the single
-statement that joined every matching row to `chunks` and `documents` before sorting (every
-row that matches any query word: thousands at 13k chunks). The results are the same rows,
-scores (-bm25) and order: the same bm25() of the same MATCH over the same table, ties in
-rowid order (the order the join returned them in: FTS5 yields matches by rowid and SQLite's
-sorter keeps that order among equal keys). A filtered search (partitions, date, sources)
-keeps the join, which applies its filters before the LIMIT.
+Why not one statement: the old query joined every matching row (thousands at 13k chunks:
+any row with any query word) to `chunks` and `documents`, then sorted them by bm25().
+Ranking inside FTS5 alone and mapping only the k winners' rowids to chunk ids costs about
+half. Most of the rest is bm25() itself, evaluated on every matching row, mostly rows that
+hold only common words and could never reach the top k. Exact pruning skips them
+(MaxScore, Turtle & Flood 1995): one phrase's share of a row's BM25 is below
+idf × (k1 + 1) whatever the row, so rows that match only phrases whose bounds add up to less
+than the k-th best score found so far cannot be in the top k.
+
+  1. rank (full bm25, every phrase) only the rows that hold a rare phrase: the rarest
+     phrases whose document counts add up to at most a tenth of the index;
+  2. if the k-th best of those beats the sum of the bounds of the other (common) phrases,
+     that is the answer; else drop the commonest phrases while their bounds add up to less
+     than that k-th score, rank the rows that hold one of the remaining common phrases and
+     none of the rare ones, and merge the two lists.
+
+Every returned score is bm25() of the same MATCH over the same table, so the rows, scores
+(-bm25) and order are the single statement's, ties in rowid order (the order the join
+returned them in: FTS5 yields matches by rowid and SQLite's sorter keeps that order among
+equal keys). The counts come from the same snapshot as the ranking (one read transaction per
+search) and are remembered per connection until another connection commits. A filtered
+search (partitions, date, sources) keeps the join, which applies its filters before the
+LIMIT.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,13 +48,55 @@ if TYPE_CHECKING:
     from ragcli.index.catalog import LexicalFilter
 
 Ranked = list[tuple[str, float]]  # (chunk id, -bm25), best first
+Rows = list[tuple[int, float]]  # (rowid, -bm25), best first
 
-_TOP = (
-    "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-    "ORDER BY bm25(chunks_fts), rowid LIMIT ?"
-)
+# The '+' keeps SQLite from handing `rowid IN (…)` to FTS5 as one lookup per rowid: FTS5
+# walks the MATCH once and the IN only decides which rows bm25() is evaluated on.
+_SELECT = "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
+_ORDER = "ORDER BY bm25(chunks_fts), rowid LIMIT ?"
+_HOLDING = "+rowid IN (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?)"
+_LACKING = "+rowid NOT IN (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?)"
+_TOP = f"{_SELECT} {_ORDER}"
+_TOP_HOLDING = f"{_SELECT} AND {_HOLDING} {_ORDER}"
+_TOP_HOLDING_LACKING = f"{_SELECT} AND {_HOLDING} AND {_LACKING} {_ORDER}"
+_COUNT = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
 _IDS = "SELECT rowid, id FROM chunks WHERE rowid IN ({marks})"
 _BATCH = 500  # rowids per SELECT … IN (…)
+K1 = 1.2  # FTS5's bm25() constant k1 (fts5_aux.c): a phrase adds less than idf × (k1 + 1)
+RARE_SHARE = 0.1  # step 1 ranks the rows of the rarest phrases, up to this share of the rows
+_SAFETY = 1e-9  # relative margin on the bounds, far above float rounding in bm25()
+_REMEMBERED = 50_000  # phrase counts kept per connection
+
+
+def phrase_bound(rows: int, hits: int) -> float:
+    """An upper bound on one phrase's share of any row's BM25 score: FTS5's idf (clamped to
+    1e-6 when not positive, as bm25() clamps it) times k1 + 1, with a safety margin."""
+    idf = max(math.log((rows - hits + 0.5) / (hits + 0.5)), 1e-6)
+    return idf * (K1 + 1.0) * (1.0 + _SAFETY)
+
+
+class Reader:
+    """One read connection and what it remembers of the index: the number of rows and each
+    phrase's number of matching rows, until another connection commits. PRAGMA data_version
+    tells: read first in the search's transaction, it opens the snapshot that the counts and
+    the ranking then read."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._version: int | None = None
+        self._rows = 0
+        self._hits: dict[str, int] = {}
+
+    def counts(self, phrases: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """(rows, {phrase: rows matching it}); call inside the search's read transaction."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version or len(self._hits) > _REMEMBERED:
+            self._version, self._hits = version, {}
+            self._rows = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        for p in phrases:
+            if p not in self._hits:
+                self._hits[p] = self.conn.execute(_COUNT, (p,)).fetchone()[0]
+        return self._rows, {p: self._hits[p] for p in phrases}
 
 
 class Readers:
@@ -46,50 +105,95 @@ class Readers:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._idle: list[sqlite3.Connection] = []
+        self._idle: list[Reader] = []
         self._lock = threading.Lock()
         self._closed = False
-        self.opened = 0  # connections opened so far (tests and `status`-like diagnostics)
+        self.opened = 0  # connections opened so far
+        self.plans: Counter[str] = Counter()  # how the searches went (see `ranked`)
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> Reader:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA query_only=ON")
         with self._lock:
             self.opened += 1
-        return conn
+        return Reader(conn)
 
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        """An idle connection (or a new one) for this thread's use until the block ends."""
+    def reader(self) -> Iterator[Reader]:
+        """An idle reader (or a new one) for this thread's use until the block ends."""
         with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open()
+            reader = self._idle.pop() if self._idle else None
+        if reader is None:
+            reader = self._open()
         try:
-            yield conn
+            yield reader
         finally:
             with self._lock:
                 keep = not self._closed
                 if keep:
-                    self._idle.append(conn)
+                    self._idle.append(reader)
             if not keep:
-                conn.close()
+                reader.conn.close()
+
+    def search(self, phrases: Sequence[str], k: int, where: LexicalFilter) -> Ranked:
+        """The k best chunks for the OR of `phrases` among those `where` admits, read in one
+        snapshot of the catalogue."""
+        with self.reader() as reader:
+            conn = reader.conn
+            conn.execute("BEGIN")  # its first read (of data_version, if any) starts it
+            try:
+                if where.partitions or where.since_ts is not None or where.sources:
+                    self.plans["filtered"] += 1
+                    return _filtered(conn, " OR ".join(phrases), k, where)
+                rows = ranked(reader, phrases, k, self.plans)
+                return _with_ids(conn, rows)
+            finally:
+                conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the idle connections; one in use is closed when it is given back."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        for reader in idle:
+            reader.conn.close()
 
 
-def top_k(conn: sqlite3.Connection, match: str, k: int, where: LexicalFilter) -> Ranked:
-    """The k best chunks for the FTS5 query `match` among those `where` admits."""
-    if where.partitions or where.since_ts is not None or where.sources:
-        return _filtered(conn, match, k, where)
-    rows: list[tuple[int, float]] = conn.execute(_TOP, (match, k)).fetchall()
+def ranked(reader: Reader, phrases: Sequence[str], k: int, plans: Counter[str]) -> Rows:
+    """(rowid, -bm25) of the k best rows for the OR of `phrases`, best first, ties by rowid:
+    what one `_TOP` statement returns, with the pruning described at the top."""
+    conn, match = reader.conn, " OR ".join(phrases)
+    if k <= 0 or len(phrases) < 2:
+        plans["one query"] += 1
+        return conn.execute(_TOP, (match, k)).fetchall()
+    rows, hits = reader.counts(phrases)
+    order = sorted(phrases, key=hits.__getitem__)  # rarest first
+    rare, covered = [order[0]], hits[order[0]]
+    for p in order[1:]:
+        if covered + hits[p] > RARE_SHARE * rows:
+            break
+        rare.append(p)
+        covered += hits[p]
+    common = order[len(rare) :]
+    if not common:
+        plans["one query"] += 1
+        return conn.execute(_TOP, (match, k)).fetchall()
+    first: Rows = conn.execute(_TOP_HOLDING, (match, " OR ".join(rare), k)).fetchall()
+    kth = first[-1][1] if len(first) == k else -math.inf
+    bound = 0.0
+    while common and bound + phrase_bound(rows, hits[common[-1]]) < kth:
+        bound += phrase_bound(rows, hits[common.pop()])  # rows with only these: below kth
+    if not common:
+        plans["pruned"] += 1
+        return first
+    plans["two steps"] += 1
+    args = (match, " OR ".join(common), " OR ".join(rare), k)
+    rest: Rows = conn.execute(_TOP_HOLDING_LACKING, args).fetchall()
+    return sorted(first + rest, key=lambda row: (-row[1], row[0]))[:k]
+
+
+def _with_ids(conn: sqlite3.Connection, rows: Rows) -> Ranked:
     ids: dict[int, str] = {}
     for i in range(0, len(rows), _BATCH):
         part = [rowid for rowid, _ in rows[i : i + _BATCH]]

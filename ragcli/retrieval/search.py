@@ -6,8 +6,10 @@ call."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import contextvars
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 Hits = list[tuple[str, float]]  # (chunk id, score), best first
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009)
+T = TypeVar("T")
 
 
 def fuse(
@@ -34,6 +37,13 @@ def fuse(
     for rank, (cid, _) in enumerate(lexical, 1):
         scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def started(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """`fn(*args)` in a worker thread, as asyncio.to_thread runs it (in this context), but
+    handed to the thread now rather than when first awaited."""
+    run = functools.partial(contextvars.copy_context().run, fn, *args)
+    return asyncio.get_running_loop().run_in_executor(None, run)
 
 
 def search_depth(k: int, mode: str) -> int:
@@ -56,31 +66,25 @@ class Searcher:
         self, info: IndexInfo, questions: Sequence[str], vectors: np.ndarray, k: int, scope: Scope
     ) -> list[Hits]:
         """Top-k per question (one vector each, one index call for all), fused with the
-        lexical list in hybrid mode. The dense and lexical searches run at the same time, in
-        threads of their own (Chroma's HNSW and SQLite's FTS5 both release the GIL while they
-        search): hybrid costs about the slower of the two, not their sum."""
+        lexical list in hybrid mode. Hybrid runs both searches at once: the dense search is
+        handed to worker threads first, and the lexical searches run here meanwhile (Chroma's
+        HNSW and SQLite's FTS5 both release the GIL while they search; a thread of their own
+        would add a hand-over each way and save nothing), so it costs about the slower of the
+        two, not their sum. The event loop waits on SQLite no longer than before, less."""
         depth = search_depth(k, self.mode)
         if self.mode != "hybrid":
             return await self.dense(info, vectors, depth, scope)
-        found, lexical = await asyncio.gather(
-            self.dense(info, vectors, depth, scope), self.lexical(questions, depth, scope)
-        )
+        dense = asyncio.ensure_future(self.dense(info, vectors, depth, scope))
+        await asyncio.sleep(0)  # dense() runs up to its first wait: its searches have started
+        try:
+            lexical = [self.catalog.lexical_search(q, depth, scope.sql) for q in questions]
+        except BaseException:
+            dense.cancel()
+            raise
         return [
             fuse(hits, words, self.hybrid_weight)[:k]
-            for hits, words in zip(found, lexical, strict=True)
+            for hits, words in zip(await dense, lexical, strict=True)
         ]
-
-    async def lexical(self, questions: Sequence[str], k: int, scope: Scope) -> list[Hits]:
-        """BM25 top-k per question, each in a worker thread (the catalogue gives each search
-        a read connection of its own), so that they overlap each other and the dense search."""
-        return list(
-            await asyncio.gather(
-                *(
-                    asyncio.to_thread(self.catalog.lexical_search, q, k, scope.sql)
-                    for q in questions
-                )
-            )
-        )
 
     async def dense(self, info: IndexInfo, vectors: np.ndarray, k: int, scope: Scope) -> list[Hits]:
         """Top-k per vector among the chunks the catalogue knows. A scoped question searches
@@ -95,9 +99,7 @@ class Searcher:
         elif scope.partitions and all(p in info.partitions for p in scope.partitions):
             per_partition = await asyncio.gather(
                 *(
-                    asyncio.to_thread(
-                        self.store.query, info.partitions[p], vectors, fetch, scope.rest
-                    )
+                    started(self.store.query, info.partitions[p], vectors, fetch, scope.rest)
                     for p in scope.partitions
                 )
             )
@@ -108,9 +110,7 @@ class Searcher:
                 for i in range(len(vectors))
             ]
         else:
-            found = await asyncio.to_thread(
-                self.store.query, info.name, vectors, fetch, scope.where
-            )
+            found = await started(self.store.query, info.name, vectors, fetch, scope.where)
         known = self.catalog.known_ids({h.id for row in found for h in row})
         return [[(h.id, h.score) for h in row if h.id in known][:k] for row in found]
 

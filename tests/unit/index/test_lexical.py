@@ -153,9 +153,9 @@ def test_a_search_sees_what_was_committed_after_its_connection_opened(catalog: C
 
 def test_concurrent_searches_each_get_a_connection_and_give_it_back(catalog: Catalog) -> None:
     readers = catalog.readers
-    with readers.connection() as a, readers.connection() as b:
-        assert a is not b  # one per search in flight
-    with readers.connection() as c:
+    with readers.reader() as a, readers.reader() as b:
+        assert a.conn is not b.conn  # one per search in flight
+    with readers.reader() as c:
         assert c in (a, b)  # reused afterwards
     assert readers.opened == 2
 
@@ -186,8 +186,47 @@ def test_close_closes_the_read_connections(tmp_path: Path) -> None:
     c = Catalog(tmp_path / "catalog.db")
     c.apply(corpus(), [], "emb-1")
     c.lexical_search("pager", 3)
-    with c.readers.connection() as conn:
+    with c.readers.reader() as reader:
         pass
     c.close()
     with pytest.raises(Exception, match="closed"):
-        conn.execute("SELECT 1")
+        reader.conn.execute("SELECT 1")
+
+
+def test_every_plan_is_taken_by_the_equality_tests(catalog: Catalog) -> None:
+    """The questions above exercise each way a search can go (catalog_lexical.ranked)."""
+    for where in FILTERS:
+        for question in QUESTIONS:
+            for k in (1, 3, 7, 20, 40, 1000):
+                catalog.lexical_search(question, k, where)
+    assert set(catalog.readers.plans) == {"one query", "pruned", "two steps", "filtered"}
+
+
+def test_counts_remembered_by_a_connection_follow_commits(tmp_path: Path) -> None:
+    """A word common when first searched becomes rare after a delete: a search that kept its
+    old count would bound its share too low and prune the row that is now the best."""
+    c = Catalog(tmp_path / "catalog.db")
+    rng = random.Random(3)
+
+    def one(n: int, partition: str, text: str) -> tuple[Document, list[Chunk]]:
+        return document(n, partition, 0), [Chunk(0, text, 0, len(text), len(text.split()))]
+
+    def words() -> str:
+        return " ".join(rng.choices(WORDS, k=9))
+
+    docs = [one(i, "p0", f"quokka {words()}") for i in range(40)]
+    docs += [one(100 + i, "p1", f"pager {words()}") for i in range(200)]
+    docs += [one(400 + i, "p2", f"lemur {'lemur ' * i}pager") for i in range(5)]
+    docs[0] = one(0, "p0", "quokka quokka quokka")
+    c.apply(docs, [], "emb-1")
+    question = "lemur quokka pager"
+    try:
+        assert c.lexical_search(question, 3) == oracle(c, question, 3)
+        assert c.readers.plans["pruned"] == 1  # quokka's rows were left out, rightly
+        c.apply([], [str(d.ref.path) for d, _ in docs[1:40]], "emb-1")
+        found = c.lexical_search(question, 3)
+        assert found == oracle(c, question, 3)
+        assert c.chunks([found[0][0]])[found[0][0]].text == "quokka quokka quokka"
+        assert c.readers.opened == 1  # the same connection, which had counted quokka's rows
+    finally:
+        c.close()

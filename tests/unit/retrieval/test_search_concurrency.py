@@ -1,6 +1,6 @@
 """Hybrid ranking runs its dense and lexical searches at the same time (retrieval.search):
-judged by events (every search waits at one barrier, which only opens when all of them are
-in flight at once), and, on a real catalogue and a real Chroma index in a temporary folder,
+judged by events (the searches wait at one barrier, which only opens when all of them are in
+flight at once), and, on a real catalogue and a real Chroma index in a temporary folder,
 it returns exactly what the sequential ranking returned: dense search, then the old lexical
 query (tests/unit/index/test_lexical.py's oracle), then fusion."""
 
@@ -29,25 +29,28 @@ DIMS = 16
 
 
 class Recorder:
-    """A store and a catalogue whose searches each wait at one barrier: they return only once
-    all `parties` searches are running together (a sequential caller breaks the barrier)."""
+    """A store and a catalogue that log each search's start and end, and whose `waiting`
+    searches each wait at one barrier: they return only once all of them are running
+    together (a caller that runs them one after the other breaks the barrier)."""
 
-    def __init__(self, parties: int) -> None:
-        self.barrier = threading.Barrier(parties, timeout=30)
+    def __init__(self, *waiting: str) -> None:
+        self.waiting = set(waiting)
+        self.barrier = threading.Barrier(max(1, len(waiting)), timeout=30)
         self.events: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
     def _meet(self, what: str) -> None:
         with self.lock:
             self.events.append(("start", what))
-        self.barrier.wait()
+        if what in self.waiting:
+            self.barrier.wait()
         with self.lock:
             self.events.append(("end", what))
 
     # the store
     def query(self, name: str, vectors: np.ndarray, k: int, where: Any = None) -> list[list[Hit]]:
-        self._meet("dense")
-        return [[Hit("a", 0.9), Hit("b", 0.5)] for _ in range(len(vectors))]
+        self._meet(f"dense {name}")
+        return [[Hit(f"{name}-a", 0.9), Hit("b", 0.5)] for _ in range(len(vectors))]
 
     # the catalogue
     def known_ids(self, ids: set[str]) -> set[str]:
@@ -58,24 +61,34 @@ class Recorder:
         return [("b", 2.0), (q, 1.0)]
 
 
-def test_hybrid_runs_the_dense_search_and_every_lexical_search_at_once() -> None:
-    rec = Recorder(parties=3)  # one dense call for both questions, one lexical per question
+def test_hybrid_runs_the_dense_and_lexical_searches_at_once() -> None:
+    rec = Recorder("dense global", "lexical q1")
     searcher = Searcher(rec, rec, "hybrid", "hnsw", 1.0)  # type: ignore[arg-type]
     vectors = np.zeros((2, 4), np.float32)
     ranked = asyncio.run(searcher.rank(INFO, ["q1", "q2"], vectors, 3, ALL))
-    starts = rec.events[:3]
-    assert sorted(w for _, w in starts) == ["dense", "lexical q1", "lexical q2"]
-    assert all(kind == "start" for kind, _ in starts)  # all three began before any ended
-    assert ranked == [
-        fuse([("a", 0.9), ("b", 0.5)], [("b", 2.0), (q, 1.0)], 1.0)[:3] for q in ("q1", "q2")
-    ]
+    assert sorted(rec.events[:2]) == [("start", "dense global"), ("start", "lexical q1")]
+    assert ("start", "lexical q2") in rec.events  # every question had its lexical search
+    dense = [("global-a", 0.9), ("b", 0.5)]
+    assert ranked == [fuse(dense, [("b", 2.0), (q, 1.0)], 1.0)[:3] for q in ("q1", "q2")]
+
+
+def test_a_partition_scope_searches_its_collections_and_the_words_at_once() -> None:
+    rec = Recorder("dense global-ops", "dense global-hr", "lexical q")
+    info = IndexInfo("global", HnswParams(), 1, {"ops": "global-ops", "hr": "global-hr"})
+    where = {"partition": {"$in": ["hr", "ops"]}}
+    scope = Scope(where, "k", LexicalFilter(("hr", "ops")), ("hr", "ops"), None)
+    searcher = Searcher(rec, rec, "hybrid", "hnsw", 1.0)  # type: ignore[arg-type]
+    ranked = asyncio.run(searcher.rank(info, ["q"], np.zeros((1, 4), np.float32), 2, scope))
+    assert {kind for kind, _ in rec.events[:3]} == {"start"}  # all three began before any ended
+    assert ranked[0][0][0] == "b"  # in both lists
 
 
 def test_dense_mode_runs_no_lexical_search() -> None:
-    rec = Recorder(parties=1)
+    rec = Recorder()
     searcher = Searcher(rec, rec, "dense", "hnsw", 1.0)  # type: ignore[arg-type]
     ranked = asyncio.run(searcher.rank(INFO, ["q"], np.zeros((1, 4), np.float32), 1, ALL))
-    assert ranked == [[("a", 0.9)]] and [w for _, w in rec.events] == ["dense", "dense"]
+    assert ranked == [[("global-a", 0.9)]]
+    assert [w for _, w in rec.events] == ["dense global", "dense global"]
 
 
 def test_a_failing_lexical_search_fails_the_ranking() -> None:
@@ -83,7 +96,7 @@ def test_a_failing_lexical_search_fails_the_ranking() -> None:
         def lexical_search(self, q: str, k: int, where: LexicalFilter) -> list[tuple[str, float]]:
             raise RuntimeError("fts5 is gone")
 
-    rec = Broken(parties=1)
+    rec = Broken()
     searcher = Searcher(rec, rec, "hybrid", "hnsw", 1.0)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="fts5 is gone"):
         asyncio.run(searcher.rank(INFO, ["q"], np.zeros((1, 4), np.float32), 1, ALL))
