@@ -18,7 +18,9 @@ idf × (k1 + 1) whatever the row, so rows that match only phrases whose bounds a
 than the k-th best score found so far cannot be in the top k.
 
   1. rank (full bm25, every phrase) only the rows that hold a rare phrase: the rarest
-     phrases whose document counts add up to at most a tenth of the index;
+     phrases whose document counts add up to at most a tenth of the index (when the other,
+     common phrases hold fewer than PRUNE_FROM rows, one query is cheaper: a small index
+     is always searched that way);
   2. if the k-th best of those beats the sum of the bounds of the other (common) phrases,
      that is the answer; else drop the commonest phrases while their bounds add up to less
      than that k-th score, rank the rows that hold one of the remaining common phrases and
@@ -64,6 +66,7 @@ _IDS = "SELECT rowid, id FROM chunks WHERE rowid IN ({marks})"
 _BATCH = 500  # rowids per SELECT … IN (…)
 K1 = 1.2  # FTS5's bm25() constant k1 (fts5_aux.c): a phrase adds less than idf × (k1 + 1)
 RARE_SHARE = 0.1  # step 1 ranks the rows of the rarest phrases, up to this share of the rows
+PRUNE_FROM = 1000  # rows of common phrases under which one query costs less than two
 _SAFETY = 1e-9  # relative margin on the bounds, far above float rounding in bm25()
 _REMEMBERED = 50_000  # phrase counts kept per connection
 
@@ -176,7 +179,7 @@ def ranked(reader: Reader, phrases: Sequence[str], k: int, plans: Counter[str]) 
         rare.append(p)
         covered += hits[p]
     common = order[len(rare) :]
-    if not common:
+    if sum(hits[p] for p in common) < PRUNE_FROM:
         plans["one query"] += 1
         return conn.execute(_TOP, (match, k)).fetchall()
     first: Rows = conn.execute(_TOP_HOLDING, (match, " OR ".join(rare), k)).fetchall()

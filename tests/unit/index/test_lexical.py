@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ragcli.core.records import Chunk, Document, FileRef
+from ragcli.index import catalog_lexical
 from ragcli.index.catalog import Catalog, LexicalFilter, fts_query
 
 ROOT = Path("/corpus/docs")
@@ -86,6 +87,14 @@ def corpus(seed: int = 7) -> list[tuple[Document, list[Chunk]]]:
         chunks = [Chunk(i, t, 0, len(t), len(t.split())) for i, t in enumerate(texts)]
         docs.append((document(n, f"p{n % 4}", 1000 + 10 * n), chunks))
     return docs
+
+
+@pytest.fixture(autouse=True)
+def prune_small_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prune whenever the counts allow, however few rows the common words hold (by default
+    a small index is searched in one query: cheaper there), so that these small corpora
+    take every plan."""
+    monkeypatch.setattr(catalog_lexical, "PRUNE_FROM", 0)
 
 
 @pytest.fixture
@@ -200,6 +209,15 @@ def test_every_plan_is_taken_by_the_equality_tests(catalog: Catalog) -> None:
             for k in (1, 3, 7, 20, 40, 1000):
                 catalog.lexical_search(question, k, where)
     assert set(catalog.readers.plans) == {"one query", "pruned", "two steps", "filtered"}
+
+
+def test_a_small_index_is_searched_in_one_query(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_lexical, "PRUNE_FROM", 1000)  # the default
+    for question in QUESTIONS:
+        assert catalog.lexical_search(question, 7) == oracle(catalog, question, 7)
+    assert set(catalog.readers.plans) == {"one query"}  # 320 rows: never 1000 to prune
 
 
 def test_counts_remembered_by_a_connection_follow_commits(tmp_path: Path) -> None:
