@@ -154,7 +154,7 @@ def _body(args: AskArgs, cwd: Path, config: Path | None, data_dir: Path) -> dict
         "process_env": {name: env.get(name) for name in PROCESS_ENV},
         "overrides": overrides,
         "question": args.question,
-        "batch": str(cwd / str(batch)) if batch is not None else None,
+        "batch": str(batch) if batch is not None else None,  # as typed: read from cwd
         "k": args.options.get("k"),
         "partitions": args.partitions,
         "since": args.options.get("since"),

@@ -75,7 +75,9 @@ class Pipelines:
             pipeline.close()
 
     def close(self) -> None:
+        """Close every pipeline but the base one (its service closes it)."""
         for pipeline in self._by_settings.values():
             if pipeline is not self.base:
                 pipeline.close()
         self._by_settings.clear()
+        self._by_settings[self.base.settings] = self.base

@@ -102,7 +102,7 @@ async def _session(state: DaemonState, body: dict[str, Any], out: _Frames) -> No
         flags = QueryFlags(body.get("k"), tuple(body.get("partitions") or ()), body.get("since"),
                            body.get("source"))  # fmt: skip
         batch = Path(body["batch"]) if body.get("batch") else None
-        queries = queries_from(body.get("question"), batch, flags)
+        queries = queries_from(body.get("question"), batch, flags, Path(body["cwd"]))
         pipeline = state.pipelines.get(settings)
         await answer_all(pipeline, queries, out, bool(body.get("json")), batch is not None)
     except asyncio.CancelledError:

@@ -68,7 +68,12 @@ def run_daemon(data_dir: Path, config: Path | None, ready_fd: int | None) -> Non
     async def on_start() -> None:
         asyncio.ensure_future(_idle_watch(state))
 
-    app = build_app(service, routes(state), warm_first=False, on_start=on_start)
+    def on_stop() -> None:
+        _unlink_if_ours(location.socket, inode)
+        _remove_state(location)
+        state.pipelines.close()
+
+    app = build_app(service, routes(state), warm_first=False, on_start=on_start, on_stop=on_stop)
     server = _uvicorn(app)
     original = server.startup
 
@@ -81,10 +86,9 @@ def run_daemon(data_dir: Path, config: Path | None, ready_fd: int | None) -> Non
     server.startup = startup
     try:
         server.run(sockets=[sock])
-    finally:
+    finally:  # when the lifespan never started or stopped (on_stop did the same)
         _unlink_if_ours(location.socket, inode)
         _remove_state(location)
-        state.pipelines.close()
 
 
 def _uvicorn(app: Any) -> Any:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragcli.daemon.client import Client, Unavailable
-from ragcli.daemon.location import Location, NotPrivate, check_data_dir
+from ragcli.daemon.location import Location, NotPrivate, check_data_dir, check_private
 
 START_TIMEOUT = 60.0  # seconds for a daemon to say ready (imports on a loaded 2-core machine)
 STOP_TIMEOUT = 30.0  # what it gets to finish the requests in flight before SIGKILL
@@ -67,10 +67,22 @@ def start(location: Location, config: Path | None = None, replace: bool = False)
             return None  # someone else started it meanwhile
         if status is not None:
             _stop_pid(client, int(status.get("pid", 0)))
+        _refuse_foreign_socket(location.socket)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(location.socket)  # a dead daemon's socket: it answered nothing
         started = _spawn(location, config)
         return Started(started.pid, started.ms, replaced=status is not None)
+
+
+def _refuse_foreign_socket(path: Path) -> None:
+    """A socket that is not ours alone is never replaced: whoever made it may still use it
+    (it is refused, and `ask` answers in-process, until its owner removes it)."""
+    try:
+        check_private(path)
+    except FileNotFoundError:
+        return
+    except NotPrivate as exc:
+        raise StartFailed(f"refusing {exc}") from None
 
 
 def _spawn(location: Location, config: Path | None) -> Started:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,13 +78,21 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
+# chromadb's registry of clients (one shared system per path) is not thread-safe: two
+# PersistentClients of one path made at once (two pipelines loading in a long-lived daemon)
+# break each other ("'RustBindingsAPI' object has no attribute 'bindings'"). Clients are made,
+# and the registry cleared, under this lock.
+_CLIENTS = threading.Lock()
+
+
 def forget_loaded_indexes() -> None:
     """Chroma keeps one client per path, with the HNSW indexes it loaded, for the whole
     process (broken clients included): drop them, so that the next client opens the
     directory afresh and the next load reads each collection's current settings."""
     from chromadb.api.client import SharedSystemClient
 
-    SharedSystemClient.clear_system_cache()
+    with _CLIENTS:
+        SharedSystemClient.clear_system_cache()
 
 
 def apply_ef_search(store: Store, collections: Sequence[str], ef_search: int) -> None:
@@ -125,31 +134,34 @@ class Store:
     @property
     def client(self) -> Any:
         if self._client is None:
-            chromadb = native_import("chromadb")
-            Settings = native_import("chromadb.config").Settings  # noqa: N806
-
-            # Chroma logs a warning for every query asking for more results than exist.
-            logging.getLogger("chromadb").setLevel(logging.ERROR)
-            settings = Settings(anonymized_telemetry=False)
-            if self.url:
-                host, port, ssl = parse_chroma_url(self.url)
-                try:  # the constructor checks the server's heartbeat
-                    self._client = chromadb.HttpClient(
-                        host=host, port=port, ssl=ssl, settings=settings
-                    )
-                except Exception as exc:
-                    raise StoreError(
-                        f"cannot reach the Chroma server at {self.url} "
-                        f"(start one with `chroma run --path DIR --port {port}`): {exc}"
-                    ) from None
-                return self._client
-            assert self.path is not None
-            try:
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
-            except Exception as exc:  # chromadb raises many types; all mean the same here
-                raise StoreError(f"cannot open the index at {self.path}: {exc}") from None
+            with _CLIENTS:
+                if self._client is None:
+                    self._client = self._connect()
         return self._client
+
+    def _connect(self) -> Any:
+        """A new Chroma client: of the server at `url`, else of the directory at `path`."""
+        chromadb = native_import("chromadb")
+        Settings = native_import("chromadb.config").Settings  # noqa: N806
+
+        # Chroma logs a warning for every query asking for more results than exist.
+        logging.getLogger("chromadb").setLevel(logging.ERROR)
+        settings = Settings(anonymized_telemetry=False)
+        if self.url:
+            host, port, ssl = parse_chroma_url(self.url)
+            try:  # the constructor checks the server's heartbeat
+                return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot reach the Chroma server at {self.url} "
+                    f"(start one with `chroma run --path DIR --port {port}`): {exc}"
+                ) from None
+        assert self.path is not None
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(self.path), settings=settings)
+        except Exception as exc:  # chromadb raises many types; all mean the same here
+            raise StoreError(f"cannot open the index at {self.path}: {exc}") from None
 
     def _get(self, name: str) -> Any:
         coll = self._collections.get(name)

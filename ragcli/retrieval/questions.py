@@ -26,20 +26,27 @@ class QueryFlags:
         return Query(question, self.k, self.partitions, self.since, self.source)
 
 
-def queries_from(question: str | None, path: Path | None, flags: QueryFlags) -> list[Query]:
-    """The questions of a command: those of the file at `path`, else `question` alone."""
+def queries_from(
+    question: str | None, path: Path | None, flags: QueryFlags, cwd: Path | None = None
+) -> list[Query]:
+    """The questions of a command: those of the file at `path`, else `question` alone. A
+    relative `path` is read from `cwd` (another process's: the daemon answering a client)."""
     if path is not None:
-        return read_batch(path, flags)
+        return read_batch(path, flags, cwd)
     if question is None:  # the commands check that one of the two is given
         raise ValueError("no question")
     return [flags.query(question)]
 
 
-def read_batch(path: Path, flags: QueryFlags) -> list[Query]:
-    """A question a line, or JSONL: {"question", and optional k, partition, since, source}."""
+def read_batch(path: Path, flags: QueryFlags, cwd: Path | None = None) -> list[Query]:
+    """A question a line, or JSONL: {"question", and optional k, partition, since, source}.
+    Messages name `path` as given."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = (path if cwd is None else cwd / path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:  # named as given, whichever directory it was read from
+        shown = OSError(exc.errno, exc.strerror, str(path)) if exc.filename else exc
+        raise UsageError(f"cannot read --batch file {path}: {shown}") from None
+    except UnicodeDecodeError as exc:
         raise UsageError(f"cannot read --batch file {path}: {exc}") from None
     queries = []
     for n, line in enumerate(lines, 1):

@@ -47,10 +47,13 @@ def build_app(
     extra: Sequence[BaseRoute] = (),
     warm_first: bool = True,
     on_start: Callable[[], Awaitable[None]] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> Starlette:
     """`serve`'s routes over `service`, plus `extra` ones (the daemon's). `warm_first`: load
     everything before accepting requests; else accept at once while the loads run (the first
-    request waits for the ones it needs). `on_start` runs once the app has started."""
+    request waits for the ones it needs). `on_start` runs once the app has started, `on_stop`
+    once it has stopped (uvicorn re-raises a SIGTERM after its shutdown: code after
+    `server.run()` may never run)."""
     handlers = Handlers(service)
 
     @contextlib.asynccontextmanager
@@ -66,6 +69,8 @@ def build_app(
         if warming is not None and not warming.done():
             warming.cancel()
         service.close()
+        if on_stop is not None:
+            on_stop()
 
     app = Starlette(
         routes=[
