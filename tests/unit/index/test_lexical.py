@@ -248,3 +248,25 @@ def test_counts_remembered_by_a_connection_follow_commits(tmp_path: Path) -> Non
         assert c.readers.opened == 1  # the same connection, which had counted quokka's rows
     finally:
         c.close()
+
+
+def test_a_search_reads_one_snapshot_even_when_a_commit_lands_midway(catalog: Catalog) -> None:
+    """A chunk deleted (and committed) between the ranking and the id lookup of a search:
+    that search still answers from the state it began with; the next one sees the delete."""
+    expected = oracle(catalog, "pager rotation", 10)
+    victim = expected[0][0]
+    with catalog.readers.reader() as reader:
+        pass  # the connection the search will borrow
+    fired: list[str] = []
+
+    def commit_midway(sql: str) -> None:
+        if sql.startswith("SELECT rowid, id FROM chunks") and not fired:
+            fired.append(sql)
+            catalog.conn.execute("DELETE FROM chunks WHERE id = ?", (victim,))
+
+    reader.conn.set_trace_callback(commit_midway)
+    assert catalog.lexical_search("pager rotation", 10) == expected
+    assert fired  # the delete did land in the middle of that search
+    reader.conn.set_trace_callback(None)
+    assert catalog.lexical_search("pager rotation", 10) == oracle(catalog, "pager rotation", 10)
+    assert victim not in [cid for cid, _ in catalog.lexical_search("pager rotation", 10)]
