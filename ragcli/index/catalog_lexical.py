@@ -31,8 +31,8 @@ Every returned score is bm25() of the same MATCH over the same table, so the row
 returned them in: FTS5 yields matches by rowid and SQLite's sorter keeps that order among
 equal keys). The counts come from the same snapshot as the ranking (one read transaction per
 search) and are remembered per connection until another connection commits. A filtered
-search (partitions, date, sources) keeps the join, which applies its filters before the
-LIMIT.
+search (partitions, date, sources) joins its candidate rows to their documents and applies
+the filters before the LIMIT, in each step: filters only take rows away, the bounds hold.
 """
 
 from __future__ import annotations
@@ -53,14 +53,12 @@ Ranked = list[tuple[str, float]]  # (chunk id, -bm25), best first
 Rows = list[tuple[int, float]]  # (rowid, -bm25), best first
 
 # The '+' keeps SQLite from handing `rowid IN (…)` to FTS5 as one lookup per rowid: FTS5
-# walks the MATCH once and the IN only decides which rows bm25() is evaluated on.
-_SELECT = "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
-_ORDER = "ORDER BY bm25(chunks_fts), rowid LIMIT ?"
-_HOLDING = "+rowid IN (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?)"
-_LACKING = "+rowid NOT IN (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?)"
-_TOP = f"{_SELECT} {_ORDER}"
-_TOP_HOLDING = f"{_SELECT} AND {_HOLDING} {_ORDER}"
-_TOP_HOLDING_LACKING = f"{_SELECT} AND {_HOLDING} AND {_LACKING} {_ORDER}"
+# walks the MATCH once and the IN only decides which rows are joined and scored.
+_SELECT = "SELECT chunks_fts.rowid, -bm25(chunks_fts) FROM chunks_fts"
+_JOIN = "JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.path = c.doc_path"
+_HOLDING = "+chunks_fts.rowid IN (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?)"
+_LACKING = "+chunks_fts.rowid NOT IN (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?)"
+_ORDER = "ORDER BY bm25(chunks_fts), chunks_fts.rowid LIMIT ?"
 _COUNT = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
 _IDS = "SELECT rowid, id FROM chunks WHERE rowid IN ({marks})"
 _BATCH = 500  # rowids per SELECT … IN (…)
@@ -148,9 +146,7 @@ class Readers:
             try:
                 if where.partitions or where.since_ts is not None or where.sources:
                     self.plans["filtered"] += 1
-                    return _filtered(conn, " OR ".join(phrases), k, where)
-                rows = ranked(reader, phrases, k, self.plans)
-                return _with_ids(conn, rows)
+                return _with_ids(conn, ranked(reader, phrases, k, where, self.plans))
             finally:
                 conn.execute("COMMIT")
 
@@ -163,13 +159,22 @@ class Readers:
             reader.conn.close()
 
 
-def ranked(reader: Reader, phrases: Sequence[str], k: int, plans: Counter[str]) -> Rows:
-    """(rowid, -bm25) of the k best rows for the OR of `phrases`, best first, ties by rowid:
-    what one `_TOP` statement returns, with the pruning described at the top."""
-    conn, match = reader.conn, " OR ".join(phrases)
+def ranked(
+    reader: Reader, phrases: Sequence[str], k: int, where: LexicalFilter, plans: Counter[str]
+) -> Rows:
+    """(rowid, -bm25) of the k best rows for the OR of `phrases` that `where` admits, best
+    first, ties by rowid: what one statement returns, with the pruning described at the top
+    (filters only take rows away: the bounds hold as they are)."""
+    match = " OR ".join(phrases)
+
+    def top(holding: list[str] | None = None, lacking: list[str] | None = None) -> Rows:
+        sql, values = _statement(where, holding is not None, lacking is not None)
+        extra = [" OR ".join(ps) for ps in (holding, lacking) if ps is not None]
+        return reader.conn.execute(sql, [match, *extra, *values, k]).fetchall()
+
     if k <= 0 or len(phrases) < 2:
         plans["one query"] += 1
-        return conn.execute(_TOP, (match, k)).fetchall()
+        return top()
     rows, hits = reader.counts(phrases)
     order = sorted(phrases, key=hits.__getitem__)  # rarest first
     rare, covered = [order[0]], hits[order[0]]
@@ -181,8 +186,8 @@ def ranked(reader: Reader, phrases: Sequence[str], k: int, plans: Counter[str]) 
     common = order[len(rare) :]
     if sum(hits[p] for p in common) < PRUNE_FROM:
         plans["one query"] += 1
-        return conn.execute(_TOP, (match, k)).fetchall()
-    first: Rows = conn.execute(_TOP_HOLDING, (match, " OR ".join(rare), k)).fetchall()
+        return top()
+    first = top(holding=rare)
     kth = first[-1][1] if len(first) == k else -math.inf
     bound = 0.0
     while common and bound + phrase_bound(rows, hits[common[-1]]) < kth:
@@ -191,9 +196,35 @@ def ranked(reader: Reader, phrases: Sequence[str], k: int, plans: Counter[str]) 
         plans["pruned"] += 1
         return first
     plans["two steps"] += 1
-    args = (match, " OR ".join(common), " OR ".join(rare), k)
-    rest: Rows = conn.execute(_TOP_HOLDING_LACKING, args).fetchall()
+    rest = top(holding=common, lacking=rare)
     return sorted(first + rest, key=lambda row: (-row[1], row[0]))[:k]
+
+
+def _statement(where: LexicalFilter, holding: bool, lacking: bool) -> tuple[str, list[object]]:
+    """The ranking statement: MATCH ?, then a ? for `holding` and one for `lacking` if asked,
+    the filters' values (returned with it: they join each row to its document, before the
+    LIMIT) and the LIMIT ?."""
+    sql: list[str] = [_SELECT]
+    values: list[object] = []
+    filtered = bool(where.partitions or where.since_ts is not None or where.sources)
+    if filtered:
+        sql.append(_JOIN)
+    sql.append("WHERE chunks_fts MATCH ?")
+    if holding:
+        sql.append(f"AND {_HOLDING}")
+    if lacking:
+        sql.append(f"AND {_LACKING}")
+    if where.partitions:
+        sql.append(f"AND d.partition IN ({_marks(where.partitions)})")
+        values += where.partitions
+    if where.since_ts is not None:
+        sql.append("AND d.date_ts >= ?")
+        values.append(where.since_ts)
+    if where.sources:
+        sql.append(f"AND d.source IN ({_marks(where.sources)})")
+        values += where.sources
+    sql.append(_ORDER)
+    return " ".join(sql), values
 
 
 def _with_ids(conn: sqlite3.Connection, rows: Rows) -> Ranked:
@@ -202,28 +233,6 @@ def _with_ids(conn: sqlite3.Connection, rows: Rows) -> Ranked:
         part = [rowid for rowid, _ in rows[i : i + _BATCH]]
         ids.update(conn.execute(_IDS.format(marks=",".join("?" * len(part))), part))
     return [(ids[rowid], float(score)) for rowid, score in rows if rowid in ids]
-
-
-def _filtered(conn: sqlite3.Connection, match: str, k: int, where: LexicalFilter) -> Ranked:
-    """The filters join each matching row to its document, before the LIMIT."""
-    sql = [
-        "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts",
-        "JOIN chunks c ON c.rowid = chunks_fts.rowid",
-        "JOIN documents d ON d.path = c.doc_path WHERE chunks_fts MATCH ?",
-    ]
-    args: list[object] = [match]
-    if where.partitions:
-        sql.append(f"AND d.partition IN ({_marks(where.partitions)})")
-        args += where.partitions
-    if where.since_ts is not None:
-        sql.append("AND d.date_ts >= ?")
-        args.append(where.since_ts)
-    if where.sources:
-        sql.append(f"AND d.source IN ({_marks(where.sources)})")
-        args += where.sources
-    sql.append("ORDER BY bm25(chunks_fts), chunks_fts.rowid LIMIT ?")
-    args.append(k)
-    return [(cid, float(score)) for cid, score in conn.execute(" ".join(sql), args)]
 
 
 def _marks(values: Sequence[object]) -> str:

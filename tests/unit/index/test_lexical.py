@@ -270,3 +270,14 @@ def test_a_search_reads_one_snapshot_even_when_a_commit_lands_midway(catalog: Ca
     reader.conn.set_trace_callback(None)
     assert catalog.lexical_search("pager rotation", 10) == oracle(catalog, "pager rotation", 10)
     assert victim not in [cid for cid, _ in catalog.lexical_search("pager rotation", 10)]
+
+
+def test_filtered_searches_are_pruned_too(catalog: Catalog) -> None:
+    """The equality test's filtered searches take the pruning plans, not only one query."""
+    for where in FILTERS[1:]:
+        for question in QUESTIONS:
+            for k in (1, 3, 7, 20):
+                catalog.lexical_search(question, k, where)
+    plans = catalog.readers.plans
+    assert plans["filtered"] == sum(plans[p] for p in ("one query", "pruned", "two steps"))
+    assert plans["pruned"] > 0 and plans["two steps"] > 0
