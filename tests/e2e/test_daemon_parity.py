@@ -34,18 +34,6 @@ BATCH = (
     '"partition": "hr"}\n'
 )
 
-RACE = pytest.mark.xfail(
-    strict=True,
-    reason="ragcli/index/store.py: a pipeline of other settings made while a new daemon's own "
-    "pipeline still loads opens a second chromadb.PersistentClient of the same path at the same "
-    "time; chromadb's client registry is not thread-safe: 'cannot open the index'",
-)
-RELATIVE = pytest.mark.xfail(
-    strict=True,
-    reason="ragcli/daemon/fastpath.py _body sends --batch as an absolute path, so the daemon's "
-    "'cannot read --batch file' message names /abs/path where in-process names it as typed",
-)
-MARKS = {"k3": RACE, "dense": RACE, "no-cache": RACE, "missing-batch": RELATIVE}
 CASES: dict[str, list[str]] = {
     "plain": [Q],
     "json": [Q, "--json"],
@@ -101,7 +89,7 @@ def _same(off: subprocess.CompletedProcess[str], on: subprocess.CompletedProcess
     assert on.stderr[match.end() :] == off.stderr
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, marks=MARKS.get(case, ())) for case in CASES])
+@pytest.mark.parametrize("case", list(CASES))
 def test_the_same_output_with_and_without_the_daemon(homes: Path, case: str) -> None:
     args = CASES[case]
     as_json = "--json" in args
