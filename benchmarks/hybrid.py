@@ -33,12 +33,13 @@ whole corpus:
   2 lexical at once  calibration: two lexical searches overlapped as hybrid overlaps its
                    two (one in a worker thread): ~1× one search when a core is free, ~2×
                    when other processes hold the cores (no overlap can show then).
-and the same four hybrid/lexical rows scoped to the largest partition (the filtered path,
-which keeps the join). How the lexical searches went (one query, pruned after one step,
-two steps, filtered) is counted. The rows of a round are interleaved question by question
-(their order rotating), one warm-up pass first; each row's p50 and p95 are the median over
-`--rounds` rounds of that round's percentile. Every question's before and after results
-are compared: they must be identical (ids, scores, order), else the script exits 1.
+and the same rows scoped to the largest partition (the filtered path: candidate rows joined
+to their documents, pruned the same way). How the lexical searches went (one query, pruned
+after one step, two steps, filtered) is counted. The rows of a round are interleaved
+question by question (their order rotating), one warm-up pass first; each row's p50 and p95
+are the median over `--rounds` rounds of that round's percentile. Every question's before
+and after results are compared: they must be identical (ids, scores, order), else the
+script exits 1.
 
 `--quick`: 3,000 chunks, 40 questions, 3 rounds. `--data-dir DIR` keeps the data directory
 (and reuses it when it exists). Writes benchmarks/results/hybrid.json.
