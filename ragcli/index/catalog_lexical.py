@@ -72,7 +72,7 @@ _REMEMBERED = 50_000  # phrase counts kept per connection
 def phrase_bound(rows: int, hits: int) -> float:
     """An upper bound on one phrase's share of any row's BM25 score: FTS5's idf (clamped to
     1e-6 when not positive, as bm25() clamps it) times k1 + 1, with a safety margin."""
-    idf = max(math.log((rows - hits + 0.5) / (hits + 0.5)), 1e-6)
+    idf = max(math.log((max(rows - hits, 0) + 0.5) / (hits + 0.5)), 1e-6)
     return idf * (K1 + 1.0) * (1.0 + _SAFETY)
 
 

@@ -281,3 +281,10 @@ def test_filtered_searches_are_pruned_too(catalog: Catalog) -> None:
     plans = catalog.readers.plans
     assert plans["filtered"] == sum(plans[p] for p in ("one query", "pruned", "two steps"))
     assert plans["pruned"] > 0 and plans["two steps"] > 0
+
+
+def test_phrase_bounds_follow_fts5_idf_and_never_fail() -> None:
+    bound = catalog_lexical.phrase_bound(1000, 10)  # idf = log(990.5 / 10.5) = 4.54683…
+    assert 2.2 * 4.54683 < bound < 2.2 * 4.54684
+    assert catalog_lexical.phrase_bound(1000, 900) == pytest.approx(2.2e-6)  # idf clamped
+    assert catalog_lexical.phrase_bound(5, 9) == pytest.approx(2.2e-6)  # counts out of step
