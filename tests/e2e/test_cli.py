@@ -168,6 +168,10 @@ def test_data_dir_flag_beats_environment(ragcli: Run, corpus: Path, tmp_path: Pa
 
 
 # -- what a process imported, seen from inside it --------------------------------------------
+# (which modules an in-process ask imports: pinned off under RAGCLI_TEST_DAEMON=on)
+OFF = {"RAGCLI_DAEMON": "off"}
+
+
 def test_an_answer_cache_hit_on_sqlite_imports_neither_chromadb_onnxruntime_nor_openai(
     sample_home: Path, tmp_path: Path
 ) -> None:
@@ -178,12 +182,12 @@ def test_an_answer_cache_hit_on_sqlite_imports_neither_chromadb_onnxruntime_nor_
     with OpenAICompatibleServer(ServerConfig(reply="Thirty days [1].")) as srv:
         llm = {"OPENAI_BASE_URL": srv.base_url, "RAGCLI_LLM_MODEL": "m"}
         # the observer sees them when they are used: a miss embeds, searches and calls the LLM
-        miss, imported = ragcli_and_modules(home, "ask", question, "--json", **llm)
+        miss, imported = ragcli_and_modules(home, "ask", question, "--json", **llm, **OFF)
         assert miss.returncode == 0, miss.stderr
         assert json.loads(miss.stdout)["cached"] is False and srv.counters.chat == 1
         assert heavy <= imported
         # the same question again, in a fresh process: replayed from cache.db alone
-        hit, imported = ragcli_and_modules(home, "ask", question, "--json", **llm)
+        hit, imported = ragcli_and_modules(home, "ask", question, "--json", **llm, **OFF)
         assert hit.returncode == 0, hit.stderr
         answer = json.loads(hit.stdout)
         assert answer["cached"] == "exact" and answer["answer"] == "Thirty days [1]."
@@ -192,7 +196,7 @@ def test_an_answer_cache_hit_on_sqlite_imports_neither_chromadb_onnxruntime_nor_
     # the offline default (extractive) too, and as text rather than --json
     first = run_ragcli(home, "ask", question)
     assert first.returncode == 0, first.stderr
-    hit, imported = ragcli_and_modules(home, "ask", question)
+    hit, imported = ragcli_and_modules(home, "ask", question, **OFF)
     assert hit.returncode == 0, hit.stderr
     assert hit.stdout == first.stdout and "logs" in hit.stdout
     assert not heavy & imported, heavy & imported

@@ -121,7 +121,8 @@ def test_a_redis_cached_answer_needs_neither_chromadb_nor_openai(
     env = {"RAGCLI_REDIS_URL": redis_url}
     assert run_ragcli(home, "ingest", str(corpus), **env).returncode == 0
     assert run_ragcli(home, "ask", PAGER, **env).returncode == 0
-    out, heavy = _modules_after(home, ["ask", PAGER, "--json"], **env)
+    # which modules an in-process ask imports: pinned off under RAGCLI_TEST_DAEMON=on
+    out, heavy = _modules_after(home, ["ask", PAGER, "--json"], **env, RAGCLI_DAEMON="off")
     assert '"cached": "exact"' in out and heavy == ["redis"]
     _, heavy = _modules_after(home, ["--help"], **env)
     assert heavy == []
