@@ -1262,11 +1262,11 @@ def _daemon_remote(ctx: Ctx) -> str:
         ["… of which the embeddings request / the LLM's first token",
          f"{ms(w['embed']['p50'], ' ms')} / {ms(w['llm.first_token']['p50'], ' ms')}"],
         ["`ragcli ask` through the warm daemon: TTFT from spawn", ms(ttft, " ms")],
+        ["… the client process's share (the difference)",
+         ms(ttft - w["ttft"]["p50"], " ms")],
         ["a minimal client, for comparison: `python -I -S`, one Unix socket, the same request "
          "prepared beforehand (benchmarks/daemon.py's RAW_CLIENT): TTFT from spawn",
          ms(rm["raw_client_first_byte_ms"]["p50"], " ms")],
-        ["… the client process's share (the difference)",
-         ms(ttft - w["ttft"]["p50"], " ms")],
         ["`python -c pass` (the interpreter alone, spawn → exit)",
          ms(r["interpreter_ms"]["p50"], " ms")],
         ["the client's imports (console script + fast path, `-X importtime`, all self times)",
