@@ -24,7 +24,6 @@ import pytest
 
 from ragcli.daemon.client import Client, Unavailable
 from ragcli.daemon.location import Location
-from ragcli.daemon.spawn import stop
 from tests.support.cli import REPO, clean_env, run_ragcli
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, wait_for
 
@@ -42,8 +41,13 @@ def dhome(sample_home: Path, tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "h"
     shutil.copytree(sample_home, home, ignore=shutil.ignore_patterns("daemon.*"))
     yield home
-    stop(Location(home.resolve()))
-    for pid in daemons_of(home):  # one a test left without a socket (stuck, replaced)
+    stop_all(home)
+
+
+def stop_all(home: Path) -> None:
+    """SIGTERM every daemon of `home` (one a test stopped or replaced too); they finish exiting
+    on their own, unwaited (tests/support/cli.py's stop_daemons waits at the session's end)."""
+    for pid in daemons_of(home):
         os.kill(pid, signal.SIGCONT)
         os.kill(pid, signal.SIGTERM)
 
@@ -203,7 +207,7 @@ def test_kill_9_mid_stream_is_one_line_then_a_new_daemon(corpus: Path, home: Pat
             result = json.loads(again.stdout)
             assert result["answer"] == reply and result["cached"] is False
     finally:
-        stop(Location(home.resolve()))
+        stop_all(home)
 
 
 # -- 4. never keeps a job alive; exits when idle or signalled ------------------------------------
@@ -391,7 +395,7 @@ def small_home(corpus: Path, home: Path) -> Iterator[Path]:
     """The small two-partition corpus ingested (fast); its daemon stopped at the end."""
     assert run_ragcli(home, "ingest", str(corpus)).returncode == 0
     yield home
-    stop(Location(home.resolve()))
+    stop_all(home)
 
 
 @pytest.mark.xfail(
