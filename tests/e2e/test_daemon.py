@@ -7,6 +7,7 @@ deadline that only ends a hang."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -349,15 +350,34 @@ def test_a_stuck_daemon_is_not_waited_for(dhome: Path) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only directory anyway")
-def test_a_read_only_data_dir_answers_in_process(dhome: Path) -> None:
-    os.chmod(dhome, 0o555)
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """`path` read-only, even for root (who ignores modes: the immutable attribute instead)."""
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555)
+        try:
+            yield
+        finally:
+            os.chmod(path, 0o700)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)]).returncode != 0:
+        pytest.skip("root ignores modes, and chattr +i is not available here")
     try:
-        proc = ask(dhome, Q)
-        answered(proc)
-        in_process(proc)
+        yield
     finally:
-        os.chmod(dhome, 0o700)
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+def test_a_read_only_data_dir_answers_as_without_a_daemon(dhome: Path) -> None:
+    with read_only(dhome):
+        proc = ask(dhome, Q)
+        off = run_ragcli(dhome, "ask", Q, RAGCLI_DAEMON="off")
+    assert "cannot start one" in in_process(proc)
+    assert not sock(dhome).exists()
+    # in-process, exactly as with the daemon off (SQLite needs to write there even to read)
+    assert (proc.returncode, proc.stdout) == (off.returncode, off.stdout)
+    assert proc.stderr.split("\n", 1)[1] == off.stderr
 
 
 # -- 8. never stale -------------------------------------------------------------------------------
