@@ -13,11 +13,12 @@ import sys
 
 
 def main() -> None:
-    from ragcli.daemon.fastpath import forward
+    if "ask" in sys.argv[1:]:  # nothing else is ever forwarded: --help pays nothing for it
+        from ragcli.daemon.fastpath import forward
 
-    code = forward(sys.argv[1:])
-    if code is not None:
-        sys.exit(code)
+        code = forward(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
     os.environ.setdefault("TYPER_USE_RICH", "0")
     from ragcli.cli.app import main as typer_main
 

@@ -8,8 +8,6 @@ which then gives the usual answer or the usual error: this parser never reports 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 GLOBAL_VALUES = {
     "--data-dir": "data_dir",
     "--config": "config",
@@ -35,15 +33,16 @@ ASK_FLAGS = {"--json": "json", "--no-daemon": "no_daemon", "--verbose": "verbose
 INTS = frozenset({"k", "max_context_tokens"})
 
 
-@dataclass
 class AskArgs:
-    """What an `ask` command line says: global options, the ask options, the question."""
+    """What an `ask` command line says: global options, the ask options, the question.
+    (A plain class: dataclasses would import `inspect`, a tenth of a warm ask's cost.)"""
 
-    globals: dict[str, str] = field(default_factory=dict)
-    options: dict[str, str | int] = field(default_factory=dict)
-    partitions: list[str] = field(default_factory=list)
-    flags: set[str] = field(default_factory=set)
-    question: str | None = None
+    def __init__(self) -> None:
+        self.globals: dict[str, str] = {}
+        self.options: dict[str, str | int] = {}
+        self.partitions: list[str] = []
+        self.flags: set[str] = set()
+        self.question: str | None = None
 
 
 class _Declined(Exception):

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragcli import __version__
 from ragcli.daemon.argv import AskArgs, parse_ask
 from ragcli.daemon.client import Client, Lost, Refusal, Terminal, Unavailable
-from ragcli.daemon.location import Location, fingerprint
-from ragcli.daemon.spawn import Started, StartFailed, start
+from ragcli.daemon.location import fingerprint, socket_path
+
+if TYPE_CHECKING:
+    from ragcli.daemon.spawn import Started
+
+# Paths are strings here, and pathlib, tomllib and the starter (subprocess) are imported only
+# when needed: every module costs a warm `ask` (~20 ms for Python itself) a few ms.
 
 OFF, ON = "off", "on"  # Settings.daemon; anything else: the normal path's ConfigError
 # What the code reads from the environment itself, outside Settings: a daemon started under
@@ -79,13 +82,14 @@ def forward(argv: list[str]) -> int | None:
         return EXIT_ERROR
 
 
-def _plan(args: AskArgs) -> tuple[Location, dict[str, Any], Path | None]:
-    """Where the daemon is and what to send it; Declined when it is not for the daemon."""
+def _plan(args: AskArgs) -> tuple[str, dict[str, Any], str | None]:
+    """The data directory, what to send its daemon, the config file; Declined when this ask
+    is not for the daemon."""
     if "no_daemon" in args.flags:
         raise Declined("off (--no-daemon)")
     if "server" in args.options:
         raise Declined("not used with --server")
-    cwd = Path.cwd()
+    cwd = os.getcwd()
     env = os.environ
     config = _config_path(args.globals.get("config"), cwd)
     toml = _read_toml(config)
@@ -97,47 +101,51 @@ def _plan(args: AskArgs) -> tuple[Location, dict[str, Any], Path | None]:
     if env.get("RAGCLI_SERVER") or toml.get("server"):
         raise Declined("not used with a server setting")
     data_dir = _data_dir(args, toml, cwd)
-    if not (data_dir / "catalog.db").is_file():
+    if not os.path.isfile(os.path.join(data_dir, "catalog.db")):
         raise Declined(f"nothing ingested in {data_dir}")
-    return Location(data_dir), _body(args, cwd, config, data_dir), config
+    return data_dir, _body(args, cwd, config, data_dir), config
 
 
-def _config_path(explicit: str | None, cwd: Path) -> Path | None:
+def _config_path(explicit: str | None, cwd: str) -> str | None:
     """The config file `load_settings` would read (see core.config.find_config_file)."""
     given = explicit or os.environ.get("RAGCLI_CONFIG")
     if given:
-        path = cwd / os.path.expanduser(given)
-        if not path.is_file():
+        path = os.path.join(cwd, os.path.expanduser(given))
+        if not os.path.isfile(path):
             raise Declined("the config file is missing")  # the normal path says so
         return path
-    local = cwd / "ragcli.toml"
-    return local if local.is_file() else None
+    local = os.path.join(cwd, "ragcli.toml")
+    return local if os.path.isfile(local) else None
 
 
-def _read_toml(path: Path | None) -> dict[str, Any]:
+def _read_toml(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
+    import tomllib
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as f:
+            data = tomllib.loads(f.read())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         raise Declined(f"cannot read {path}") from None  # the normal path says why
     return {key.replace("-", "_"): value for key, value in data.items()}
 
 
-def _data_dir(args: AskArgs, toml: dict[str, Any], cwd: Path) -> Path:
+def _data_dir(args: AskArgs, toml: dict[str, Any], cwd: str) -> str:
     """The data directory, in the order Settings takes it: flag, RAGCLI_HOME, config file,
     then the per-user default."""
     raw = args.globals.get("data_dir") or os.environ.get("RAGCLI_HOME") or toml.get("data_dir")
     if not raw:
-        base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+        home = os.path.expanduser("~")
+        base = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
         raw = os.path.join(base, "ragcli")
-    return Path(os.path.abspath(cwd / os.path.expanduser(str(raw))))
+    return os.path.abspath(os.path.join(cwd, os.path.expanduser(str(raw))))
 
 
-def _body(args: AskArgs, cwd: Path, config: Path | None, data_dir: Path) -> dict[str, Any]:
+def _body(args: AskArgs, cwd: str, config: str | None, data_dir: str) -> dict[str, Any]:
     """The request: the command line, and what the settings are read from (the environment,
     the config file), so the daemon answers with exactly this process's settings."""
-    overrides: dict[str, Any] = {"data_dir": str(data_dir)}
+    overrides: dict[str, Any] = {"data_dir": data_dir}
     for name in ("chroma_url", "redis_url"):
         if name in args.globals:
             overrides[name] = args.globals[name]
@@ -148,8 +156,8 @@ def _body(args: AskArgs, cwd: Path, config: Path | None, data_dir: Path) -> dict
     return {
         "version": __version__,
         "fingerprint": fingerprint(),
-        "cwd": str(cwd),
-        "config": str(config) if config else None,
+        "cwd": cwd,
+        "config": config,
         "env": {k: v for k, v in env.items() if k.startswith(("RAGCLI_", "OPENAI_")) or k == "CI"},
         "process_env": {name: env.get(name) for name in PROCESS_ENV},
         "overrides": overrides,
@@ -163,11 +171,9 @@ def _body(args: AskArgs, cwd: Path, config: Path | None, data_dir: Path) -> dict
     }
 
 
-def _through_daemon(
-    location: Location, body: dict[str, Any], config: Path | None, verbose: bool
-) -> int:
+def _through_daemon(data_dir: str, body: dict[str, Any], config: str | None, verbose: bool) -> int:
     """Ask the running daemon; start it (or replace one of other code) when needed."""
-    client, terminal = Client(location), Terminal.of_this_process()
+    client, terminal = Client(socket_path(data_dir)), Terminal.of_this_process()
     started: Started | None = None
 
     def on_start(pid: int) -> None:
@@ -181,19 +187,24 @@ def _through_daemon(
         except Unavailable as exc:
             if attempt == 2:
                 raise Declined(str(exc)) from None
-            started = _start(location, config, replace=False)
+            started = _start(data_dir, config, replace=False)
             continue
         if not isinstance(result, Refusal):
             return result
         if result.reason != "version" or attempt == 2:
             raise Declined(result.message)
-        started = _start(location, config, replace=True)
+        started = _start(data_dir, config, replace=True)
     raise Declined("no daemon answered")
 
 
-def _start(location: Location, config: Path | None, replace: bool) -> Started | None:
+def _start(data_dir: str, config: str | None, replace: bool) -> Started | None:
+    from pathlib import Path
+
+    from ragcli.daemon.location import Location
+    from ragcli.daemon.spawn import StartFailed, start
+
     try:
-        return start(location, config, replace=replace)
+        return start(Location(Path(data_dir)), Path(config) if config else None, replace=replace)
     except StartFailed as exc:
         raise Declined(f"cannot start one: {exc}") from None
     except OSError as exc:

@@ -14,14 +14,15 @@ Standard library only: the fast-path client reads this before deciding anything.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragcli import __version__
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SOCKET_NAME = "daemon.sock"
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes with its NUL; keep a margin
@@ -31,11 +32,34 @@ class NotPrivate(Exception):
     """A path the daemon must not use: another user owns it or can write to it."""
 
 
-@dataclass(frozen=True)
-class Location:
-    """The daemon files of one data directory."""
+def socket_path(data_dir: str) -> str:
+    """The socket of the daemon of `data_dir` (absolute), as a string: the fast path's form
+    (no pathlib)."""
+    inside = os.path.join(data_dir, SOCKET_NAME)
+    if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
+        return inside
+    import hashlib
 
-    data_dir: Path  # absolute
+    digest = hashlib.sha256(os.fsencode(data_dir)).hexdigest()[:24]
+    return os.path.join(str(runtime_dir()), f"{digest}.sock")
+
+
+class Location:
+    """The daemon files of one data directory (an absolute Path)."""
+
+    __slots__ = ("data_dir",)
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Location) and other.data_dir == self.data_dir
+
+    def __hash__(self) -> int:
+        return hash(self.data_dir)
+
+    def __repr__(self) -> str:
+        return f"Location({self.data_dir!r})"
 
     @property
     def state(self) -> Path:
@@ -51,32 +75,26 @@ class Location:
 
     @property
     def socket(self) -> Path:
-        inside = self.data_dir / SOCKET_NAME
-        if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
-            return inside
-        digest = hashlib.sha256(os.fsencode(self.data_dir)).hexdigest()[:24]
-        return runtime_dir() / f"{digest}.sock"
+        return type(self.data_dir)(socket_path(str(self.data_dir)))
 
 
 def runtime_dir() -> Path:
     """This user's private directory for sockets whose data directory is too deep."""
+    from pathlib import Path
+
     base = os.environ.get("XDG_RUNTIME_DIR")
-    path = Path(base) / "ragcli" if base and os.path.isdir(base) else None
-    if path is None:
-        path = Path("/tmp") / f"ragcli-{os.getuid()}"
-    return path
+    if base and os.path.isdir(base):
+        return Path(base) / "ragcli"
+    return Path("/tmp") / f"ragcli-{os.getuid()}"
 
 
-def ensure_private_dir(path: Path) -> None:
+def ensure_private_dir(path: str | Path) -> None:
     """Create `path` (mode 0700) if missing; refuse it if it is not this user's alone."""
-    try:
-        path.mkdir(mode=0o700, parents=False, exist_ok=True)
-    except FileNotFoundError:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.makedirs(path, mode=0o700, exist_ok=True)
     check_private(path, directory=True)
 
 
-def check_private(path: Path, directory: bool = False) -> None:
+def check_private(path: str | Path, directory: bool = False) -> None:
     """Raise NotPrivate unless `path` is this user's and writable by no one else (a socket:
     readable by no one else either)."""
     st = os.lstat(path)
@@ -95,8 +113,8 @@ def check_private(path: Path, directory: bool = False) -> None:
 def check_data_dir(data_dir: Path) -> None:
     """The data directory a daemon may serve: this user's, writable by no one else."""
     check_private(data_dir, directory=True)
-    sock_dir = Location(data_dir).socket.parent
-    if sock_dir != data_dir:
+    sock_dir = os.path.dirname(socket_path(str(data_dir)))
+    if sock_dir != str(data_dir):
         ensure_private_dir(sock_dir)
 
 
@@ -105,17 +123,23 @@ _FINGERPRINT: str | None = None
 
 def fingerprint() -> str:
     """What identifies the code a process runs: ragcli's version, every module's size and
-    mtime, the interpreter. A daemon whose fingerprint differs from the client's is replaced."""
+    mtime, the interpreter (its real path and prefix: `ragcli` and `python -m ragcli` run the
+    same one through different links). A daemon whose fingerprint differs from the client's
+    is replaced. Two CRCs of that description (64 bits): a change detector, not a signature."""
     global _FINGERPRINT
     if _FINGERPRINT is None:
-        root = Path(__file__).resolve().parents[1]
-        h = hashlib.sha256(f"{__version__}\0{sys.executable}\0{sys.version}".encode())
+        import zlib
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        exe = os.path.realpath(sys.executable)
+        parts = [f"{__version__}\0{exe}\0{sys.prefix}\0{sys.version}\0"]
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             for name in sorted(filenames):
                 if name.endswith(".py"):
-                    st = os.stat(os.path.join(dirpath, name))
-                    rel = os.path.relpath(os.path.join(dirpath, name), root)
-                    h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-        _FINGERPRINT = h.hexdigest()[:16]
+                    full = os.path.join(dirpath, name)
+                    st = os.stat(full)
+                    parts.append(f"{full[len(root):]}\0{st.st_size}\0{st.st_mtime_ns}\0")
+        data = "".join(parts).encode()
+        _FINGERPRINT = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
     return _FINGERPRINT
