@@ -139,7 +139,7 @@ def fingerprint() -> str:
                 if name.endswith(".py"):
                     full = os.path.join(dirpath, name)
                     st = os.stat(full)
-                    parts.append(f"{full[len(root):]}\0{st.st_size}\0{st.st_mtime_ns}\0")
+                    parts.append(f"{full[len(root) :]}\0{st.st_size}\0{st.st_mtime_ns}\0")
         data = "".join(parts).encode()
         _FINGERPRINT = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
     return _FINGERPRINT
