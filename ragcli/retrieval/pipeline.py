@@ -138,15 +138,20 @@ class Pipeline:
             raise NotReadyError(
                 f"nothing ingested in {self.dirs.root}: run `ragcli ingest PATH` first"
             )
-        self.catalog = Catalog(self.dirs.catalog)
-        if indexing.current(self.catalog) is None:
-            raise NotReadyError("there is no index yet: run `ragcli ingest PATH` first")
-        built_with = self.catalog.get_meta("embedder")
-        if built_with and built_with != self.embedder.cache_id:
-            # The index decides how questions are embedded: its vectors are in that space.
-            self.settings = settings_for_index(self.settings, built_with)
-            self.embedder = open_embedder(self.settings)
-        caches = self._caches = open_caches(self.settings)  # SQLite in the data dir, or Redis
+        catalog = Catalog(self.dirs.catalog)
+        try:
+            if indexing.current(catalog) is None:
+                raise NotReadyError("there is no index yet: run `ragcli ingest PATH` first")
+            built_with = catalog.get_meta("embedder")
+            if built_with and built_with != self.embedder.cache_id:
+                # The index decides how questions are embedded: its vectors are in that space.
+                self.settings = settings_for_index(self.settings, built_with)
+                self.embedder = open_embedder(self.settings)
+            caches = open_caches(self.settings)  # SQLite in the data dir, or Redis
+        except BaseException:
+            catalog.close()  # a long-lived pipeline opens again on its next question
+            raise
+        self.catalog, self._caches = catalog, caches  # opened: only once all of it is
         self.embedding_cache = caches.embedding
         self.retrieval_cache = caches.retrieval
         self.answer_cache = caches.answer
@@ -162,15 +167,22 @@ class Pipeline:
         return [s for s in spans if s is not None]
 
     def _load(self, name: str, work: Callable[[], Awaitable[None]]) -> asyncio.Future[Span]:
-        """Start a load once; every caller awaits the same one."""
+        """Start a load once; every caller awaits the same one. A load that fails is
+        forgotten, so that a long-lived pipeline tries again on its next question (after
+        `index --rebuild`, say) instead of failing the same way for ever."""
         if name not in self._loads:
 
             async def timed() -> Span:
                 start = time.perf_counter_ns()
-                await work()
+                try:
+                    await work()
+                except BaseException:
+                    if self._loads.get(name) is future:
+                        del self._loads[name]
+                    raise
                 return Span(name, start, time.perf_counter_ns())
 
-            self._loads[name] = asyncio.ensure_future(timed())
+            future = self._loads[name] = asyncio.ensure_future(timed())
         return self._loads[name]
 
     async def _await_load(self, name: str, work: Callable[[], Awaitable[None]]) -> Span | None:
