@@ -1249,6 +1249,26 @@ def _daemon_table(ctx: Ctx) -> str:
     )
 
 
+def _daemon_p50(ctx: Ctx, part: str, key: str) -> float:
+    return float(ctx.load("daemon")[part][key]["p50"])
+
+
+@renders("daemon:cache_hit_p50")
+def _daemon_cache_hit(ctx: Ctx) -> str:
+    return inline(ctx, "daemon", ms(_daemon_p50(ctx, "cache_hit", "daemon_exit_ms"), " ms"))
+
+
+@renders("daemon:first_time_p50")
+def _daemon_first_time(ctx: Ctx) -> str:
+    return inline(ctx, "daemon", ms(_daemon_p50(ctx, "first_time", "daemon_exit_ms"), " ms"))
+
+
+@renders("daemon:no_daemon_first_time_p50")
+def _daemon_first_time_off(ctx: Ctx) -> str:
+    v = _daemon_p50(ctx, "first_time", "no_daemon_exit_ms")
+    return inline(ctx, "daemon", ms(v, " ms"))
+
+
 @renders("daemon:remote")
 def _daemon_remote(ctx: Ctx) -> str:
     r = ctx.load("daemon")
