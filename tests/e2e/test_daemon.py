@@ -338,6 +338,12 @@ def test_a_dead_daemons_socket_is_replaced(dhome: Path) -> None:
     assert (status(dhome) or {}).get("pid") == new
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="ragcli/daemon/spawn.py start(): a daemon that accepts but never answers is "
+    "replaced by a new one and left running beside it (pid in daemon.json, unreachable), "
+    "for ever if it never resumes",
+)
 def test_a_stuck_daemon_is_not_waited_for(dhome: Path) -> None:
     pid = answered_by(ask(dhome, Q))
     os.kill(pid, signal.SIGSTOP)
@@ -346,6 +352,8 @@ def test_a_stuck_daemon_is_not_waited_for(dhome: Path) -> None:
         answered(proc)
         assert f"answered by pid {pid}" not in proc.stderr
         assert len(daemon_lines(proc.stderr)) == 1, proc.stderr
+        # in-process beside the stuck one, or through a new one that replaced it: one at most
+        assert len(daemons_of(dhome)) <= 1, daemons_of(dhome)
     finally:
         os.kill(pid, signal.SIGCONT)
 
