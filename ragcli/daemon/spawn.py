@@ -68,10 +68,33 @@ def start(location: Location, config: Path | None = None, replace: bool = False)
         if status is not None:
             _stop_pid(client, int(status.get("pid", 0)))
         _refuse_foreign_socket(location.socket)
+        if status is None and (stuck := recorded_pid(location)) is not None:
+            _kill(stuck)  # alive, ours, and it did not answer: never two daemons for one dir
         with contextlib.suppress(FileNotFoundError):
             os.unlink(location.socket)  # a dead daemon's socket: it answered nothing
         started = _spawn(location, config)
         return Started(started.pid, started.ms, replaced=status is not None)
+
+
+def recorded_pid(location: Location) -> int | None:
+    """The pid in `daemon.json` if that process is alive and is this data directory's daemon
+    (its command line says so: a recycled pid is never taken for it)."""
+    import json
+
+    try:
+        pid = int(json.loads(location.state.read_text(encoding="utf-8"))["pid"])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    ours = b"ragcli.daemon.main" in argv and os.fsencode(location.data_dir) in argv
+    return pid if ours else None
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    _gone(pid, 5.0)
 
 
 def _refuse_foreign_socket(path: Path) -> None:
@@ -153,24 +176,31 @@ def _last_line(path: Path) -> str:
 
 
 def stop(location: Location) -> int | None:
-    """Stop the daemon of `location`: the pid it had, or None when none was running."""
+    """Stop the daemon of `location`: the pid it had, or None when none was running. One that
+    does not answer (stuck, or behind a refused socket) is found by its state file."""
     client = Client(location)
     try:
-        pid = int(client.status().get("pid", 0))
+        pid: int | None = int(client.status().get("pid", 0))
     except Unavailable:
-        return None
+        pid = recorded_pid(location)
+        if pid is None:
+            return None
     with starter_lock(location):
-        _stop_pid(client, pid)
+        _stop_pid(client, pid or 0)
     return pid
 
 
 def _stop_pid(client: Client, pid: int) -> None:
-    """Ask politely, then SIGTERM, then SIGKILL; return once `pid` is gone."""
-    with contextlib.suppress(Unavailable):
+    """Ask politely (it finishes what is in flight), then SIGTERM, then SIGKILL; return once
+    `pid` is gone. One that cannot be asked gets SIGTERM at once."""
+    try:
         client.shutdown()
+        steps: tuple[tuple[signal.Signals | None, float], ...] = ((None, STOP_TIMEOUT),)
+    except Unavailable:
+        steps = ()
     if pid <= 0:
         return
-    for sig, wait in ((None, STOP_TIMEOUT), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    for sig, wait in (*steps, (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         if sig is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)

@@ -212,7 +212,12 @@ class Pipeline:
             store.query(info.name, probe, 1)  # Chroma loads HNSW on the first query
             self.store = store
 
-        await asyncio.to_thread(blocking)
+        try:
+            await asyncio.to_thread(blocking)
+        except BaseException:
+            if not self.settings.chroma_url:  # Chroma's client of this path saw the broken index
+                forget_loaded_indexes()
+            raise
         assert self.store is not None
         s = self.settings
         self._searcher = Searcher(self.store, catalog, s.retrieval, s.search, s.hybrid_weight)

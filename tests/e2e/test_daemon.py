@@ -338,12 +338,6 @@ def test_a_dead_daemons_socket_is_replaced(dhome: Path) -> None:
     assert (status(dhome) or {}).get("pid") == new
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ragcli/daemon/spawn.py start(): a daemon that accepts but never answers is "
-    "replaced by a new one and left running beside it (pid in daemon.json, unreachable), "
-    "for ever if it never resumes",
-)
 def test_a_stuck_daemon_is_not_waited_for(dhome: Path) -> None:
     pid = answered_by(ask(dhome, Q))
     os.kill(pid, signal.SIGSTOP)
@@ -355,7 +349,8 @@ def test_a_stuck_daemon_is_not_waited_for(dhome: Path) -> None:
         # in-process beside the stuck one, or through a new one that replaced it: one at most
         assert len(daemons_of(dhome)) <= 1, daemons_of(dhome)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # the new daemon's starter killed it
+            os.kill(pid, signal.SIGCONT)
 
 
 @contextlib.contextmanager
@@ -438,12 +433,6 @@ def test_a_failed_index_load_is_tried_again_once_repaired(small_home: Path) -> N
     assert answered_by(proc) == pid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ragcli/retrieval/pipeline.py: a failed index load is tried again, but Chroma's "
-    "client registry still holds the client of that path opened on the broken index (its "
-    "SQLite file, set aside by index --rebuild): 'file is not a database' until a restart",
-)
 def test_a_corrupted_index_set_aside_and_rebuilt_is_found(small_home: Path) -> None:
     shutil.rmtree(small_home / "chroma")
     broken = ask(small_home, "pager", "--no-cache", "all")
