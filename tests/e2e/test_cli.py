@@ -2,14 +2,13 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import REPO, Run, clean_env, ragcli_and_modules, run_ragcli
+from tests.support.cli import REPO, Run, clean_env, copy_home, ragcli_and_modules, run_ragcli
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
 
@@ -176,7 +175,7 @@ def test_an_answer_cache_hit_on_sqlite_imports_neither_chromadb_onnxruntime_nor_
     sample_home: Path, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    shutil.copytree(sample_home, home)  # asks write to the caches: a private copy
+    copy_home(sample_home, home)  # asks write to the caches: a private copy
     heavy = {"chromadb", "onnxruntime", "openai"}
     question = "How long do we keep application logs?"
     with OpenAICompatibleServer(ServerConfig(reply="Thirty days [1].")) as srv:

@@ -25,7 +25,7 @@ import pytest
 
 from ragcli.daemon.client import Client, Unavailable
 from ragcli.daemon.location import Location
-from tests.support.cli import REPO, clean_env, run_ragcli
+from tests.support.cli import REPO, clean_env, copy_home, run_ragcli
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig, wait_for
 
 ON = {"RAGCLI_DAEMON": "on"}
@@ -40,7 +40,7 @@ def dhome(sample_home: Path, tmp_path: Path) -> Iterator[Path]:
     """A private copy of the ingested sample corpus (a daemon writes its caches); its daemon,
     if any, is stopped when the test ends."""
     home = tmp_path / "h"
-    shutil.copytree(sample_home, home, ignore=shutil.ignore_patterns("daemon.*"))
+    copy_home(sample_home, home)
     yield home
     stop_all(home)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from ragcli.daemon.client import Client, Unavailable
 from ragcli.daemon.location import Location
-from tests.support.cli import run_ragcli
+from tests.support.cli import copy_home, run_ragcli
 
 Q = "How do I rotate the on-call pager?"
 ANSWERED = re.compile(r"^ragcli: daemon: answered by pid \d+ \((started in \d+ ms|warm)\)\n")
@@ -57,7 +56,7 @@ CASES: dict[str, list[str]] = {
 def homes(sample_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("parity")
     for name in ("off", "on"):
-        shutil.copytree(sample_home, root / name, ignore=shutil.ignore_patterns("daemon.*"))
+        copy_home(sample_home, root / name)
     (root / "batch.jsonl").write_text(BATCH)
     yield root
     with contextlib.suppress(Unavailable):  # it exits on its own, unwaited

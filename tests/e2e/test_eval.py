@@ -16,7 +16,7 @@ import pytest
 
 from ragcli.core.errors import EXIT_QUALITY, EXIT_USAGE
 from ragcli.eval.ef_search import RESTORE_FILE
-from tests.support.cli import REPO, clean_env, run_ragcli
+from tests.support.cli import REPO, clean_env, copy_home, run_ragcli
 from tests.support.eval_sets import SHIPPED, TOY_EXPECTED, write_toy
 
 
@@ -55,7 +55,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, home: Path) -> None:
 def eval_home(sample_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the ingested sample corpus: eval changes ef_search during sweeps."""
     home = tmp_path_factory.mktemp("eval") / "home"
-    shutil.copytree(sample_home, home)
+    copy_home(sample_home, home)
     return home
 
 

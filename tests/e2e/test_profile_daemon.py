@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from ragcli.daemon.location import Location
 from ragcli.daemon.spawn import stop
-from tests.support.cli import Run
+from tests.support.cli import Run, copy_home
 
 Q = "How do I rotate the on-call pager?"
 ON = {"RAGCLI_DAEMON": "on"}
@@ -27,7 +26,7 @@ ON = {"RAGCLI_DAEMON": "on"}
 @pytest.fixture
 def copied(sample_home: Path, home: Path, ragcli: Run) -> Iterator[Run]:
     """A private copy of the ingested sample corpus; its daemon is stopped after the test."""
-    shutil.copytree(sample_home, home)
+    copy_home(sample_home, home)
     yield ragcli
     stop(Location(home.resolve()))
 

@@ -62,6 +62,13 @@ def run_ragcli(
     )
 
 
+def copy_home(src: Path, dest: Path) -> Path:
+    """A private copy of a data directory; its daemon's files (a socket cannot be copied) stay
+    behind."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("daemon.*"))
+    return dest
+
+
 def copy_sample(dest: Path) -> Path:
     shutil.copytree(SAMPLE, dest)
     return dest

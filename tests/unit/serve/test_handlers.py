@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from ragcli.core.errors import ProviderError
 from ragcli.retrieval.events import Event, Query, Span, TokenEvent
 from ragcli.serve.server import create_app
 from ragcli.serve.service import Service
+from tests.support.cli import copy_home
 
 Q = "How do I rotate the on-call pager?"
 PAGER = "runbooks/rotate-on-call-pager.md"
@@ -32,7 +32,7 @@ CHUNK_KEYS = {"id", "score", "text", "source", "path", "title", "partition", "da
 @pytest.fixture(scope="module")
 def client(sample_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     home = tmp_path_factory.mktemp("serve") / "home"
-    shutil.copytree(sample_home, home)  # the answers written to its caches stay here
+    copy_home(sample_home, home)  # the answers written to its caches stay here
     settings = replace(Settings(), data_dir=home).validate()
     with TestClient(create_app(settings, max_concurrency=4, request_timeout=30)) as c:
         yield c
