@@ -2,7 +2,7 @@
 judged by events (the searches wait at one barrier, which only opens when all of them are in
 flight at once), and, on a real catalogue and a real Chroma index in a temporary folder,
 it returns exactly what the sequential ranking returned: dense search, then the old lexical
-query (tests/unit/index/test_lexical.py's oracle), then fusion."""
+query (tests/support/lexical.py's oracle), then fusion."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ragcli.index.indexing import IndexInfo
 from ragcli.index.store import Hit, HnswParams, Store
 from ragcli.retrieval.scope import Scope
 from ragcli.retrieval.search import Hits, Searcher, fuse, search_depth
-from tests.unit.index.test_lexical import QUESTIONS, corpus, oracle
+from tests.support.lexical import QUESTIONS, corpus, oracle
 
 ALL = Scope(None, "{}")
 INFO = IndexInfo("global", HnswParams(), 1)
