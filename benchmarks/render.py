@@ -1194,6 +1194,32 @@ for _h in ("off", "auto", "fixed"):
     )
 
 
+# -- hybrid retrieval at ~13k chunks (benchmarks/hybrid.py) --------------------------------
+@renders("hybrid:latency")
+def _hybrid(ctx: Ctx) -> str:
+    r = ctx.load("hybrid")
+    order = ("dense", "lexical before", "lexical after", "hybrid before", "hybrid after",
+             "2 lexical at once")  # fmt: skip
+    rows = []
+    for part in (r["whole"], r["partition"]):
+        dense = part["rows"]["dense"]["p50"]
+        where = "whole corpus" if part is r["whole"] else f"partition `{part['name']}`"
+        for name in order:
+            row = part["rows"].get(name)
+            if row is not None:
+                rows.append([where, name, ms(row["p50"], " ms"), ms(row["p95"], " ms"),
+                             times(row["p50"] / dense)])  # fmt: skip
+    same = r["whole"]["identical"]
+    setup = r["setup"]
+    return (
+        table(["scope", "search", "p50", "p95", "× dense p50"], rows)
+        + f"\n\n{setup['chunks']:,} chunks from {setup['files']} files; "
+        f"{same['hybrid']}/{same['questions']} questions got identical hybrid results and "
+        f"{same['lexical']}/{same['questions']} identical lexical results before and after.\n\n"
+        + provenance(ctx, "hybrid")
+    )
+
+
 # -- the warm daemon (benchmarks/daemon.py) -------------------------------------------------
 def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
