@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 import benchmeta  # noqa: E402
 import synthetic  # noqa: E402
 
@@ -72,12 +73,13 @@ from ragcli.core.datadir import DataDir  # noqa: E402
 from ragcli.core.records import Chunk, Document, FileRef  # noqa: E402
 from ragcli.embedders.local import LocalEmbedder  # noqa: E402
 from ragcli.index import indexing  # noqa: E402
-from ragcli.index.catalog import Catalog, LexicalFilter, fts_query  # noqa: E402
+from ragcli.index.catalog import Catalog, LexicalFilter  # noqa: E402
 from ragcli.index.store import HnswParams, Store  # noqa: E402
 from ragcli.ingest.chunking import chunk_long_text  # noqa: E402
 from ragcli.ingest.documents import discover, load  # noqa: E402
 from ragcli.retrieval.scope import Scope  # noqa: E402
 from ragcli.retrieval.search import Hits, Searcher, fuse, search_depth, started  # noqa: E402
+from tests.support.lexical import oracle  # noqa: E402
 
 REPO = benchmeta.REPO
 DJANGO = REPO / "eval/django_docs/corpus"
@@ -204,25 +206,9 @@ def questions(catalog: Catalog, count: int, seed: int) -> list[str]:
 
 
 # -- the searches as they were ------------------------------------------------------------
-def lexical_before(
-    catalog: Catalog, question: str, k: int, where: LexicalFilter
-) -> list[tuple[str, float]]:
-    """Catalog.lexical_search as it was: one statement on the catalogue's connection."""
-    match = fts_query(question)
-    if not match:
-        return []
-    sql = [
-        "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts",
-        "JOIN chunks c ON c.rowid = chunks_fts.rowid",
-        "JOIN documents d ON d.path = c.doc_path WHERE chunks_fts MATCH ?",
-    ]
-    args: list[object] = [match]
-    if where.partitions:
-        sql.append(f"AND d.partition IN ({','.join('?' * len(where.partitions))})")
-        args += where.partitions
-    sql.append("ORDER BY bm25(chunks_fts) LIMIT ?")
-    args.append(k)
-    return [(cid, float(score)) for cid, score in catalog.conn.execute(" ".join(sql), args)]
+# Catalog.lexical_search as it was (one statement joining every match to its chunk and
+# document, on the catalogue's connection): the tests' oracle, measured here.
+lexical_before = oracle
 
 
 async def hybrid_before(
