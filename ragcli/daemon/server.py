@@ -30,9 +30,9 @@ MAX_CONCURRENCY = 64
 REQUEST_TIMEOUT = 3600.0  # an `ask --batch` of many questions is one request
 
 
-def bind(path: Path) -> tuple[socket.socket, int]:
-    """A listening socket at `path`, mode 0600 from birth, and the inode of its file; a dead
-    daemon's socket is replaced (the starter holds the starter lock, and found it silent)."""
+def bind(path: Path) -> tuple[socket.socket, FileId]:
+    """A listening socket at `path`, mode 0600 from birth, and what identifies its file; a
+    dead daemon's socket is replaced (the starter holds the starter lock, found it silent)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -44,7 +44,7 @@ def bind(path: Path) -> tuple[socket.socket, int]:
     os.chmod(path, 0o600)
     check_private(path)
     sock.listen(128)
-    return sock, os.stat(path).st_ino
+    return sock, _file_id(path)
 
 
 def run_daemon(data_dir: Path, config: Path | None, ready_fd: int | None) -> None:
@@ -53,12 +53,12 @@ def run_daemon(data_dir: Path, config: Path | None, ready_fd: int | None) -> Non
     settings = load_settings({"data_dir": data_dir}, config)
     check_data_dir(data_dir)
     location = Location(data_dir)
-    sock, inode = bind(location.socket)
+    sock, ours = bind(location.socket)
     service = Service(settings, MAX_CONCURRENCY, REQUEST_TIMEOUT)
     server: Any = None
 
     def stop() -> None:
-        _unlink_if_ours(location.socket, inode)
+        _unlink_if_ours(location.socket, ours)
         if server is not None:
             server.should_exit = True
 
@@ -69,7 +69,7 @@ def run_daemon(data_dir: Path, config: Path | None, ready_fd: int | None) -> Non
         asyncio.ensure_future(_idle_watch(state))
 
     def on_stop() -> None:
-        _unlink_if_ours(location.socket, inode)
+        _unlink_if_ours(location.socket, ours)
         _remove_state(location)
         state.pipelines.close()
 
@@ -87,7 +87,7 @@ def run_daemon(data_dir: Path, config: Path | None, ready_fd: int | None) -> Non
     try:
         server.run(sockets=[sock])
     finally:  # when the lifespan never started or stopped (on_stop did the same)
-        _unlink_if_ours(location.socket, inode)
+        _unlink_if_ours(location.socket, ours)
         _remove_state(location)
 
 
@@ -140,9 +140,19 @@ def _remove_state(location: Location) -> None:
             location.state.unlink()
 
 
-def _unlink_if_ours(path: Path, inode: int) -> None:
-    """Unlink the socket file if it is still the one this daemon bound (a replacement daemon
-    may already have bound its own at the same path)."""
+FileId = tuple[int, int, int]
+
+
+def _file_id(path: Path) -> FileId:
+    """A file's identity: an inode number alone is not one (a socket unlinked on `daemon stop`
+    frees its inode, and the successor's socket, bound at once, may get the same number)."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+def _unlink_if_ours(path: Path, ours: FileId) -> None:
+    """Unlink the socket file if it is still the one this daemon bound (a successor may
+    already have bound its own at the same path)."""
     with contextlib.suppress(OSError):
-        if os.stat(path).st_ino == inode:
+        if _file_id(path) == ours:
             os.unlink(path)

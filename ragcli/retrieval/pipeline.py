@@ -174,15 +174,18 @@ class Pipeline:
 
             async def timed() -> Span:
                 start = time.perf_counter_ns()
-                try:
-                    await work()
-                except BaseException:
-                    if self._loads.get(name) is future:
-                        del self._loads[name]
-                    raise
+                await work()
                 return Span(name, start, time.perf_counter_ns())
 
+            def forget_if_failed(done: asyncio.Future[Span]) -> None:
+                # .exception() also marks it seen: a load started ahead of need that fails
+                # unawaited is not logged as "never retrieved" (who needs it awaits it).
+                failed = done.cancelled() or done.exception() is not None
+                if failed and self._loads.get(name) is done:
+                    del self._loads[name]
+
             future = self._loads[name] = asyncio.ensure_future(timed())
+            future.add_done_callback(forget_if_failed)
         return self._loads[name]
 
     async def _await_load(self, name: str, work: Callable[[], Awaitable[None]]) -> Span | None:
