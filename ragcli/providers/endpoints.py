@@ -119,15 +119,18 @@ class EndpointPool:
         return len(self.endpoints)
 
     # -- choosing --------------------------------------------------------------------------
-    def pick(self, exclude: Iterable[Endpoint] = ()) -> Endpoint | None:
-        """The best endpoint not in `exclude` and not cooling down; None if there is none."""
+    def pick(self, exclude: Iterable[Endpoint] = (), rotate: bool = True) -> Endpoint | None:
+        """The best endpoint not in `exclude` and not cooling down; None if there is none.
+        Ties go round-robin; `rotate=False` asks without taking a turn (whether a spare
+        exists), so that a request takes exactly one turn and equal endpoints alternate."""
         now = time.monotonic()
         skip = {id(e) for e in exclude}
         ready = [e for e in self.endpoints if id(e) not in skip and e.cool_until <= now]
         if not ready:
             return None
         n, turn = len(self.endpoints), self._turn
-        self._turn += 1
+        if rotate:
+            self._turn += 1
         return min(
             ready,
             key=lambda e: (
@@ -299,7 +302,7 @@ class _Race:
             return None
         ((primary, _, since),) = self.racers.values()
         delay = self.pool.delay_for(primary)
-        if delay is None or self.pool.pick(self.tried) is None:
+        if delay is None or self.pool.pick(self.tried, rotate=False) is None:
             return None
         return max(0.0, since + delay - time.monotonic())
 

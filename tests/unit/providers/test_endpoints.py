@@ -113,6 +113,26 @@ def test_concurrent_requests_spread_by_requests_in_flight() -> None:
     assert all(e["in_flight"] == 0 and e["ok"] == 4 for e in stats(gen).values())
 
 
+def test_with_hedging_on_requests_sent_at_once_still_alternate() -> None:
+    """Requests that all pick before any is in flight go round-robin. Each takes one turn:
+    asking whether a hedge could be sent (a spare exists) takes none. It took one, so with
+    two endpoints every request took two turns and all of them went to the same endpoint
+    (seen behind `serve` in make test-daemon). The hedge delay is 10 minutes: none is sent."""
+    with server() as a, server() as b:
+        a.hold()
+        b.hold()
+        release_when(lambda: a.waiting + b.waiting == 8, a, b)
+        gen = generator(a, b, hedge=600.0)
+
+        async def main() -> list[tuple[str, dict]]:
+            return await asyncio.gather(*(ask(gen) for _ in range(8)))
+
+        answers = asyncio.run(main())
+    assert all(text == REPLY for text, _ in answers)
+    assert a.counters.chat == b.counters.chat == 4
+    assert not any(route.get("hedged") for _, route in answers)
+
+
 def test_a_request_in_flight_outranks_round_robin_and_ttft() -> None:
     """An endpoint busy with a request is passed over for an idle one, even when round robin
     and the TTFT (none yet counts as fastest) both point at the busy one. Ordered by events:
