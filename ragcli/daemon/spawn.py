@@ -68,8 +68,8 @@ def start(location: Location, config: Path | None = None, replace: bool = False)
         if status is not None:
             _stop_pid(client, int(status.get("pid", 0)))
         _refuse_foreign_socket(location.socket)
-        if status is None and (stuck := recorded_pid(location)) is not None:
-            _kill(stuck)  # alive, ours, and it did not answer: never two daemons for one dir
+        if status is None and (silent := recorded_pid(location)) is not None:
+            _replace_silent(silent)  # alive and ours, but it did not answer
         with contextlib.suppress(FileNotFoundError):
             os.unlink(location.socket)  # a dead daemon's socket: it answered nothing
         started = _spawn(location, config)
@@ -91,7 +91,18 @@ def recorded_pid(location: Location) -> int | None:
     return pid if ours else None
 
 
-def _kill(pid: int) -> None:
+def _replace_silent(pid: int) -> None:
+    """A daemon of this directory that is alive but did not answer: one that is stopped
+    (SIGSTOP, a debugger) is killed, to be replaced; one that runs is only slow (a loaded
+    machine, a long load) and is left alone — never two daemons for one directory: this ask
+    is answered in-process (`ragcli daemon stop` ends one that is stuck for good)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return
+    if state not in ("T", "t", "Z"):
+        raise StartFailed(f"the daemon (pid {pid}) did not answer in time")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     _gone(pid, 5.0)

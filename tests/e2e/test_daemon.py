@@ -353,6 +353,41 @@ def test_a_stuck_daemon_is_not_waited_for(dhome: Path) -> None:
             os.kill(pid, signal.SIGCONT)
 
 
+# A daemon that runs but never answers (busy on a loaded machine, or deadlocked): it listens
+# on the data dir's socket, says who it is in daemon.json and in its command line, and reads
+# nothing. Its argv is a real daemon's, after `-c CODE`, so /proc shows it as one.
+SILENT = (
+    "import json, os, socket, sys, time\n"
+    "home = sys.argv[4]\n"
+    "s = socket.socket(socket.AF_UNIX)\n"
+    "os.umask(0o177)\n"
+    "s.bind(os.path.join(home, 'daemon.sock'))\n"
+    "s.listen(8)\n"
+    "json.dump({'pid': os.getpid()}, open(os.path.join(home, 'daemon.json'), 'w'))\n"
+    "print('listening', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_a_daemon_that_runs_but_does_not_answer_is_left_alone(dhome: Path) -> None:
+    home = str(dhome.resolve())
+    silent = subprocess.Popen(
+        [sys.executable, "-c", SILENT, "-m", "ragcli.daemon.main", "--data-dir", home],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert silent.stdout is not None and silent.stdout.readline() == "listening\n"
+        proc = ask(dhome, Q)
+        answered(proc)
+        assert "did not answer in time" in in_process(proc)
+        assert silent.poll() is None  # not killed: it runs, it may only be slow
+        assert daemons_of(dhome) == []  # and no second daemon beside it
+    finally:
+        silent.kill()
+        silent.wait()
+
+
 @contextlib.contextmanager
 def read_only(path: Path) -> Iterator[None]:
     """`path` read-only, even for root (who ignores modes: the immutable attribute instead)."""
