@@ -181,7 +181,15 @@ def profile(
     flags = QueryFlags(k, tuple(partition or ()), since, source)
     queries = queries_from(question, questions, flags)
     plan = ProfilePlan(runs, warmup, cold_runs, ablate, rounds, levels, requests, swept, prewarm)
+    setting_flags = {
+        "--no-cache": no_cache,
+        "--retrieval": retrieval,
+        "--llm": llm,
+        "--prompt-layout": prompt_layout,
+        "--max-context-tokens": max_context_tokens,
+    }
     if settings.server:
+        _refuse_settings_for_a_server(setting_flags)
         _profile_remote(settings.server, queries, plan, out)
         return
     from ragcli.retrieval.pipeline import Pipeline
@@ -189,13 +197,6 @@ def profile(
     pipeline = Pipeline(settings)
     report = run(_profile_local(pipeline, settings, queries, plan, origin, out.as_json))
     if cold_runs > 1:
-        setting_flags = {
-            "--no-cache": no_cache,
-            "--retrieval": retrieval,
-            "--llm": llm,
-            "--prompt-layout": prompt_layout,
-            "--max-context-tokens": max_context_tokens,
-        }
         _cold_runs(ctx, settings, report, queries[0], plan, (setting_flags, no_daemon))
     _write_report(report, out)
 
@@ -377,6 +378,18 @@ def _enforce_budgets(verdicts: list[Verdict], as_json: bool) -> None:
     if failed:
         print("ragcli: error: over budget: " + "; ".join(v.line() for v in failed), file=sys.stderr)
         raise typer.Exit(EXIT_BUDGET)
+
+
+def _refuse_settings_for_a_server(flags: dict[str, Any]) -> None:
+    """A server answers with its own settings: a setting flag would be silently ignored."""
+    from ragcli.core.errors import UsageError
+
+    given = [flag for flag, value in flags.items() if value is not None]
+    if given:
+        raise UsageError(
+            f"{given[0]} sets this process's pipeline; the server answers with its own "
+            "settings: drop it, or --server"
+        )
 
 
 def _profile_remote(

@@ -119,6 +119,30 @@ def test_profile_server_refuses_what_profiles_this_process(
     assert err == f"ragcli: error: {named} profiles this process: drop it, or --server\n"
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--no-cache", "all"], "--no-cache"),
+        (["--retrieval", "dense"], "--retrieval"),
+        (["--llm", "extractive"], "--llm"),
+        (["--prompt-layout", "ranked"], "--prompt-layout"),
+        (["--max-context-tokens", "500"], "--max-context-tokens"),
+    ],
+)
+def test_profile_server_refuses_settings_the_server_would_ignore(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    named: str,
+) -> None:
+    args = ["profile", "q", "--server", "http://127.0.0.1:9", *flags]
+    assert ragcli(monkeypatch, *args) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"ragcli: error: {named} sets this process's pipeline; the server answers with its "
+        "own settings: drop it, or --server\n"
+    )
+
+
 def test_profile_concurrency_must_be_positive_integers(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
