@@ -46,9 +46,11 @@ test-local: install-local
 
 # The tests that run `ask` again, with every `ask` going through a warm daemon (the tests' ragcli
 # processes run with RAGCLI_DAEMON=off otherwise: tests/support/cli.py): the same tests must
-# pass with and without it. (The daemon's own tests are in `make test`.)
+# pass with and without it; test_daemon_parity.py compares the two outputs case by case (it
+# runs only here). (The daemon's own tests are in `make test`.)
 .PHONY: test-daemon
-DAEMON_TESTS := tests/e2e/test_answers.py tests/e2e/test_caches.py tests/e2e/test_cli.py \
+DAEMON_TESTS := tests/e2e/test_daemon_parity.py \
+	tests/e2e/test_answers.py tests/e2e/test_caches.py tests/e2e/test_cli.py \
 	tests/e2e/test_embedders.py tests/e2e/test_endpoints.py tests/e2e/test_eval.py \
 	tests/e2e/test_locking.py tests/e2e/test_openai_generator.py tests/e2e/test_prompt_layout.py \
 	tests/e2e/test_redis_caches.py tests/e2e/test_reliability.py \

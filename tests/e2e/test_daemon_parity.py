@@ -5,7 +5,10 @@ the same order (their caches stay alike): in-process in one (RAGCLI_DAEMON=off),
 daemon in the other (with -v, whose one extra stderr line must say the daemon answered). Each
 case runs twice: the first time the daemon is started by that ask, the second time it is warm
 (and most answers are replayed from the answer cache, in both copies alike). --json lines are
-compared without ttft_ms, the one field that measures time."""
+compared without ttft_ms, the one field that measures time.
+
+It runs in `make test-daemon` (in CI beside `make test`), which is the with-and-without run,
+not in `make test`: 64 ask processes, about half a minute of the default suite's budget."""
 
 from __future__ import annotations
 
@@ -21,7 +24,11 @@ import pytest
 
 from ragcli.daemon.client import Client, Unavailable
 from ragcli.daemon.location import Location
-from tests.support.cli import copy_home, run_ragcli
+from tests.support.cli import DAEMON_MODE, copy_home, run_ragcli
+
+pytestmark = pytest.mark.skipif(
+    DAEMON_MODE != "on", reason="the with/without-daemon run: make test-daemon"
+)
 
 Q = "How do I rotate the on-call pager?"
 ANSWERED = re.compile(r"^ragcli: daemon: answered by pid \d+ \((started in \d+ ms|warm)\)\n")
