@@ -86,11 +86,23 @@ format: install
 # reported and the others still run; the exit status says whether all succeeded.
 # `make bench-quick`: every script in its small smoke mode (a few minutes; marked as such).
 .PHONY: bench-quick
-bench: install
+bench: install bench-deps
 	$(BIN)/python benchmarks/run_all.py
 
-bench-quick: install
+bench-quick: install bench-deps
 	$(BIN)/python benchmarks/run_all.py --quick
+
+# LlamaIndex, in a venv of its own, for the comparison in benchmarks/ingest_remote.py: installed
+# once from PyPI (the only network access of `make bench`), then left as it is.
+LLAMA_VENV := benchmarks/.venv-llamaindex
+LLAMA_PACKAGES ?= llama-index-embeddings-openai==0.7.0 llama-index-core==0.14.25
+.PHONY: bench-deps
+bench-deps: $(LLAMA_VENV)/.installed
+
+$(LLAMA_VENV)/.installed:
+	$(PYTHON) -m venv $(LLAMA_VENV)
+	$(LLAMA_VENV)/bin/pip install -q --disable-pip-version-check $(LLAMA_PACKAGES)
+	touch $@
 
 # A private data directory, so the demo never touches your own index.
 # The first ask starts the data directory's warm daemon (docs/daemon.md); the second is warm.

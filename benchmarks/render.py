@@ -1395,6 +1395,110 @@ def _daemon_kill(ctx: Ctx) -> str:
     )
 
 
+# -- the whole ingest against an OpenAI-compatible API (benchmarks/ingest_remote.py) -------
+def _ir_row(name: str, r: dict[str, Any], wall: float, process: bool = True) -> list[str]:
+    """A row; the process's peak RSS and CPU only on rows that time a whole process."""
+    share = r.get("not_on_network_share")
+    cpu = r["cpu_user_s"] + r["cpu_sys_s"]
+    rss, cpu_s = (f"{r['peak_rss_mb']:,.0f} MB", f"{cpu:.1f} s") if process else ("", "")
+    net = "" if share is None else f"{share * 100:.0f} %"
+    return [name, f"{wall:,.2f} s", f"{r['requests']:,}", f"{r['throttled_429']:,}",
+            f"{r['inputs']:,}", rss, cpu_s, net]  # fmt: skip
+
+
+def _ir_where(n: str, r: dict[str, Any]) -> str:
+    """Where ragcli's wall time went, seen from the server (and its own phases if reported)."""
+    if "before_first_request_s" not in r:
+        return ""
+    text = (
+        f"{int(n):,} files, ragcli: {r['busy_s']:.2f} s with a request in flight; "
+        f"{r['before_first_request_s']:.2f} s before the first request, "
+        f"{r['gaps_between_requests_s']:.2f} s between requests with none in flight, "
+        f"{r['after_last_answer_s']:.2f} s after the last answer"
+    )
+    phases = r.get("report_phases")
+    if isinstance(phases, dict) and phases:
+        parts = ", ".join(
+            f"{k} {v:.2f} s" if isinstance(v, (int, float)) else f"{k} {v}"
+            for k, v in phases.items()
+        )
+        text += f"; its report's phases: {parts}"
+    if "report_peak_rss_mb" in r:
+        text += f"; its report's peak RSS {r['report_peak_rss_mb']} MB"
+    return text + "."
+
+
+def _ir_verdict(n: str, s: dict[str, Any], targets: dict[str, Any]) -> str:
+    v, ours = s["verdict"], s["ragcli"]
+    storm = targets["storm_429_share"]
+    return (
+        f"{int(n):,} files: ragcli's whole ingest took **{times(v['ratio_vs_llamaindex_embed'])}** "
+        f"LlamaIndex's embedding alone (target ≤ {targets['ratio_vs_llamaindex_embed']}×: "
+        f"{_met(v['ratio_met'])}; {times(v['ratio_vs_llamaindex_process'])} its whole process); "
+        f"every chunk embedded: {_met(v['all_embedded'])}; {ours['requests']:,} requests "
+        f"(≤ {targets['requests']}: {_met(v['requests_met'])}); {ours['throttled_429']} 429s "
+        f"(no storm, ≤ {storm * 100:.0f} % of requests: {_met(v['no_429_storm'])})."
+    )
+
+
+def _ir_source(module: str) -> str:
+    """A note when the ragcli measured was not this checkout's (e.g. a commit exported aside)."""
+    if not module.startswith("/"):
+        return "\n\n"
+    return (
+        f"\n\n<sub>The ragcli measured was imported from `{module}`, not this checkout.</sub>\n\n"
+    )
+
+
+@renders("ingest_remote")
+def _ingest_remote(ctx: Ctx) -> str:
+    r = ctx.load("ingest_remote")
+    setup, sizes = r["setup"], r["sizes"]
+    rows, notes, verdicts = [], [], []
+    for n, s in sizes.items():
+        ours, label = s["ragcli"], f"{int(n):,} files, {s['ragcli']['chunks']:,} chunks"
+        rows.append([label, *_ir_row("`ragcli ingest`, whole process", ours, ours["wall_s"])])
+        if "llamaindex_same_texts" in s:
+            li, own = s["llamaindex_same_texts"], s["llamaindex_own_nodes"]
+            rows += [
+                ["", *_ir_row("LlamaIndex embedding alone, the same texts", li, li["embed_s"],
+                              False)],
+                ["", *_ir_row("LlamaIndex, whole process, the same texts", li,
+                              li["process_wall_s"])],
+                ["", *_ir_row(f"LlamaIndex embedding alone, its own {own['texts']:,} nodes",
+                              own, own["embed_s"], False)],
+            ]  # fmt: skip
+            verdicts.append("- " + _ir_verdict(n, s, setup["targets"]))
+        notes.append("- " + _ir_where(n, ours))
+    srv = setup["server"]
+    rounds = max(len(s["ragcli"]["rounds"]) for s in sizes.values())
+    head = ["corpus", "run", "wall", "requests", "429s", "inputs", "process peak RSS",
+            "process CPU", "not on the network"]  # fmt: skip
+    li_versions = next(
+        (s["llamaindex_same_texts"]["versions"] for s in sizes.values()
+         if "llamaindex_same_texts" in s), {}
+    )  # fmt: skip
+    versions = ", ".join(f"{k} {v}" for k, v in li_versions.items())
+    return (
+        f"Server: {srv['latency_s'] * 1000:.0f} ms per request, HTTP 429 above "
+        f"{srv['max_in_flight']} in flight (Retry-After {srv['retry_after_s']:g} s), "
+        f"{setup['dimensions']}-d vectors. Corpus: {setup['corpus']}. "
+        + (
+            f"Each figure is from the round of median ragcli wall (LlamaIndex: median embedding "
+            f"time) of {rounds} alternating rounds at the compared sizes, one round above."
+            if rounds > 1
+            else "One round per size."
+        )
+        + "\n\n"
+        + table(head, rows, 2)
+        + "\n\n"
+        + "\n".join(verdicts + [x for x in notes if x != "- "])
+        + (f"\n\nLlamaIndex: {versions}." if versions else "")
+        + _ir_source(setup.get("ragcli_module", ""))
+        + provenance(ctx, "ingest_remote")
+    )
+
+
 # -- the rewriting ----------------------------------------------------------------------------
 def render_text(text: str, ctx: Ctx, problems: list[str]) -> str:
     def replace(match: re.Match[str]) -> str:

@@ -65,6 +65,7 @@ STEPS = (
     Step("profile_vs_server", "benchmarks/profile_vs_server.py", 200),
     Step("serve_load", "benchmarks/serve_load.py", 170),
     Step("hybrid", "benchmarks/hybrid.py", 150),
+    Step("ingest_remote", "benchmarks/ingest_remote.py", 900),
     Step("retrieval", "benchmarks/retrieval.py", 420),
     Step("quality", "benchmarks/quality.py", 480),
     Step(

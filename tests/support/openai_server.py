@@ -11,7 +11,8 @@ Or as its own process (benchmarks, so that the server does not share the client'
 
     python -m tests.support.openai_server --latency 0.15 --max-in-flight 10
     # prints the base URL on its first line; GET /_stats returns the counters as JSON,
-    # POST /_reset zeroes them (a JSON body may also change settings of ServerConfig)
+    # POST /_reset zeroes them (a JSON body may also change settings of ServerConfig);
+    # embeddings_busy_s: the time with at least one embeddings request in flight
 
 What it enforces, as the real API documents it: at most 2048 inputs per embeddings request,
 8191 tokens per input and 300,000 tokens per request (cl100k_base, counted with providers.tokens),
@@ -143,6 +144,13 @@ class Counters:
     max_request_tokens_seen: int = 0
     max_input_tokens_seen: int = 0
     max_in_flight_seen: int = 0
+    # Time with at least one embeddings request in flight (the union of their intervals, from
+    # the request's arrival to its answer, 429s included): what a client spent waiting on this
+    # server. The stamps are time.monotonic(), one clock for every process of a Linux machine,
+    # so a benchmark can place them on its own timeline (0.0: no embeddings request yet).
+    embeddings_busy_s: float = 0.0
+    first_embeddings_at: float = 0.0  # the first embeddings request arrived
+    last_embeddings_at: float = 0.0  # the last one was answered (or given up)
     statuses: Counter = field(default_factory=Counter)
     texts: Counter = field(default_factory=Counter)  # text -> times embedded (200 only)
     paths: list[str] = field(default_factory=list)
@@ -282,11 +290,22 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/_stats":
             with self.server.lock:
                 stats = self.server.counters.snapshot()
+                stats["embeddings_busy_s"] += self.server.busy_open_s()
             self._json(200, stats)
         else:
             self._json(404, _error_body(f"Unknown path {self.path}", "invalid_request_error"))
 
     def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/v1/embeddings":
+            self._post()
+            return
+        self.server.busy_enter()
+        try:
+            self._post()
+        finally:
+            self.server.busy_leave()
+
+    def _post(self) -> None:
         srv = self.server
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -682,6 +701,8 @@ class _Server(ThreadingHTTPServer):
         self.gate_word = 0  # the word a held answer waits before
         self.waiting = 0  # requests waiting at the gate now
         self.prompts: list[list[int]] = []  # the prefix cache's memory (prefix_cache_block)
+        self.busy = 0  # embeddings requests between arrival and answer (counters.embeddings_busy_s)
+        self.busy_since = 0.0  # time.monotonic() when `busy` last went from 0 to 1
         self._configure()
 
     def _configure(self) -> None:
@@ -700,7 +721,29 @@ class _Server(ThreadingHTTPServer):
                 setattr(self.config, k, v)
             self.counters = Counters()
             self.prompts = []
+            self.busy_since = time.monotonic()  # new counters count only from now
             self._configure()
+
+    def busy_enter(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if not self.busy:
+                self.busy_since = now
+            self.busy += 1
+            if not self.counters.first_embeddings_at:
+                self.counters.first_embeddings_at = now
+
+    def busy_leave(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.busy -= 1
+            if not self.busy:
+                self.counters.embeddings_busy_s += now - self.busy_since
+            self.counters.last_embeddings_at = now
+
+    def busy_open_s(self) -> float:
+        """The part of the busy time not yet added to the counters (call under the lock)."""
+        return time.monotonic() - self.busy_since if self.busy else 0.0
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
