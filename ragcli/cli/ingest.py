@@ -94,37 +94,63 @@ def ingest(
 def _ingest(
     request: IngestRequest, settings: Settings, model: Embedder, show_progress: bool
 ) -> IngestReport:
-    """The ingest run, with a progress bar per phase on stderr when `show_progress`."""
+    """The ingest run, with a live line per phase on stderr when `show_progress`."""
     from ragcli.ingest.run import ingest as run_ingest
 
     args = (request.paths, settings, model, request.partition)
     walk = (request.follow_symlinks, request.max_file_size)
     if not show_progress:
         return run(run_ingest(*args, *walk))
+    with _PhaseBars() as bars:
+        return run(run_ingest(*args, *walk, progress=bars.update))
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
 
-    columns = (
-        TextColumn("{task.description:>9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=stderr(), transient=True) as bar:
-        tasks: dict[str, Any] = {}
+# What each phase counts, for its rate column.
+_UNITS = {"read": "files", "embed": "chunks", "index": "chunks"}
 
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done, total=total)
 
-        return run(run_ingest(*args, *walk, progress=progress))
+class _PhaseBars:
+    """One rich progress line per phase (read, embed, index): a bar, done/total and the rate
+    (files/s; chunks/s, and tokens/s while embedding). Terminal only: never in a pipe."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (
+            TextColumn("{task.description:>6}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+        )
+        self.bar = Progress(*columns, console=stderr(), transient=True)
+        self.tasks: dict[str, Any] = {}
+        self.tokens_per_chunk = 0.0
+
+    def __enter__(self) -> _PhaseBars:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if phase == "tokens":  # (tokens read, chunks read): the run's tokens per chunk
+            self.tokens_per_chunk = done / total if total else 0.0
+            return
+        if phase not in self.tasks:
+            self.tasks[phase] = self.bar.add_task(phase, total=total, rate="")
+        task = self.tasks[phase]
+        self.bar.update(task, completed=done, total=total)
+        speed = self.bar.tasks[task].speed if task < len(self.bar.tasks) else None
+        self.bar.update(task, rate=self._rate(phase, speed))
+
+    def _rate(self, phase: str, speed: float | None) -> str:
+        if not speed:
+            return ""
+        text = f"{speed:,.0f} {_UNITS.get(phase, 'items')}/s"
+        if phase == "embed" and self.tokens_per_chunk:
+            text += f" · {speed * self.tokens_per_chunk:,.0f} tokens/s"
+        return text
 
 
 def _print_report(r: IngestReport, settings: Settings, max_tokens: int) -> None:
@@ -147,4 +173,7 @@ def _print_report(r: IngestReport, settings: Settings, max_tokens: int) -> None:
         f"{r.embedded} chunks embedded, {r.cache_hits} from cache; "
         f"index version {r.index_version}; {r.seconds:.2f} s"
     )
+    if r.phases:
+        spent = ", ".join(f"{name} {s:.2f}" for name, s in r.phases.items())
+        print(f"seconds by phase (they overlap): {spent}; peak memory {r.peak_rss_mb:.0f} MiB")
     print(f"data directory: {settings.data_dir}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragcli.core.db import connect, transaction
+from ragcli.core.phases import PhaseClock
 from ragcli.index.catalog_lexical import Readers
 
 if TYPE_CHECKING:
@@ -85,7 +86,19 @@ def _m003_partition_index(db: sqlite_utils.Database) -> None:
     db.table("documents").create_index(["source"])
 
 
-MIGRATIONS = [_m001_initial, _m002_lexical_index, _m003_partition_index]
+def _m004_explicit_lexical_inserts(db: sqlite_utils.Database) -> None:
+    """New chunks enter the FTS index by one statement per `apply` (in its transaction), not a
+    trigger per row: an ingest can then time the lexical index apart from the catalogue. The
+    delete and update triggers stay, so no path can leave a stale FTS row behind."""
+    db.execute("DROP TRIGGER IF EXISTS chunks_fts_ai")
+
+
+MIGRATIONS = [
+    _m001_initial,
+    _m002_lexical_index,
+    _m003_partition_index,
+    _m004_explicit_lexical_inserts,
+]
 _WORD = re.compile(r"\w+", re.UNICODE)
 _BATCH = 500  # ids per SELECT … IN (…)
 
@@ -240,47 +253,76 @@ class Catalog:
         removed: Iterable[str],
         embedder_id: str,
         index_follows: bool = False,
+        clock: PhaseClock | None = None,
     ) -> bool:
         """Replace documents' chunks and drop removed documents in ONE transaction; bump the
         version if the chunk set changed. With `index_follows`, the index is recorded as
         reflecting the new version in the same transaction (its caller has already added the
-        new chunks to it). Returns whether anything changed."""
-        now = time.time()
-        changed = False
+        new chunks to it). `clock` gets the seconds of the `catalogue` and the `lexical_index`
+        (FTS) work. Returns whether anything changed."""
+        started = time.perf_counter()
         with transaction(self.conn) as c:
-            for path in removed:
-                changed |= bool(self._ids_of(path))
-                c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
-                c.execute("DELETE FROM documents WHERE path = ?", (path,))
-            for doc, chunks in replaced:
-                path = str(doc.ref.path)
-                old = self._ids_of(path)
-                rows = self.chunk_rows(doc, chunks)
-                changed |= old != {r[0] for r in rows}
-                c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
-                c.execute(
-                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        path,
-                        doc.ref.source,
-                        doc.ref.relpath,
-                        doc.ref.partition,
-                        doc.title,
-                        doc.date,
-                        doc.date_ts,
-                        doc.mtime_ns,
-                        doc.size,
-                        doc.content_hash,
-                        len(chunks),
-                        now,
-                    ),
-                )
-                c.executemany("INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?)", rows)
+            changed = self._write(c, replaced, removed)
+            words_started = time.perf_counter()
+            self._index_words(c, [str(doc.ref.path) for doc, _ in replaced])
+            words = time.perf_counter() - words_started
             if changed:
                 self.set_meta("version", str(self.version + 1))
                 if index_follows:
                     self.set_meta("index.version", str(self.version))
             self.set_meta("embedder", embedder_id)
+        if clock is not None:
+            clock.add("lexical_index", words)
+            clock.add("catalogue", time.perf_counter() - started - words)
+        return changed
+
+    def _index_words(self, c: sqlite3.Connection, paths: Sequence[str]) -> None:
+        """Add the chunks of these documents to the FTS index (they were just inserted)."""
+        for i in range(0, len(paths), _BATCH):
+            part = list(paths[i : i + _BATCH])
+            c.execute(
+                "INSERT INTO chunks_fts(rowid, text) SELECT rowid, text FROM chunks "
+                f"WHERE doc_path IN ({','.join('?' * len(part))})",
+                part,
+            )
+
+    def _write(
+        self,
+        c: sqlite3.Connection,
+        replaced: Sequence[tuple[Document, Sequence[Chunk]]],
+        removed: Iterable[str],
+    ) -> bool:
+        """The rows of `apply` (inside its transaction); returns whether the chunk set changed."""
+        now = time.time()
+        changed = False
+        for path in removed:
+            changed |= bool(self._ids_of(path))
+            c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
+            c.execute("DELETE FROM documents WHERE path = ?", (path,))
+        for doc, chunks in replaced:
+            path = str(doc.ref.path)
+            old = self._ids_of(path)
+            rows = self.chunk_rows(doc, chunks)
+            changed |= old != {r[0] for r in rows}
+            c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
+            c.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    path,
+                    doc.ref.source,
+                    doc.ref.relpath,
+                    doc.ref.partition,
+                    doc.title,
+                    doc.date,
+                    doc.date_ts,
+                    doc.mtime_ns,
+                    doc.size,
+                    doc.content_hash,
+                    len(chunks),
+                    now,
+                ),
+            )
+            c.executemany("INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?,?)", rows)
         return changed
 
     # -- read side ----------------------------------------------------------------------
@@ -340,9 +382,15 @@ class Catalog:
         """Partitions that hold documents (cheap: an index on documents.partition)."""
         return {r[0] for r in self.conn.execute("SELECT DISTINCT partition FROM documents")}
 
-    def chunk_texts(self) -> list[tuple[str, str]]:
-        """(id, text) of every chunk, in id order."""
-        return self.conn.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+    def chunk_texts(self, partition: str | None = None) -> list[tuple[str, str]]:
+        """(id, text) of every chunk (of one partition, if given), in id order."""
+        if partition is None:
+            return self.conn.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+        return self.conn.execute(
+            "SELECT c.id, c.text FROM chunks c JOIN documents d ON d.path = c.doc_path "
+            "WHERE d.partition = ? ORDER BY c.id",
+            (partition,),
+        ).fetchall()
 
     def chunk_metadata(self, ids: Sequence[str]) -> list[dict[str, str | int]]:
         """What the index stores beside each vector, for filtering."""

@@ -99,52 +99,78 @@ def record_params(catalog: Catalog, params: HnswParams) -> None:
     catalog.set_meta("index.params", json.dumps(asdict(params)))
 
 
-def _ensure_partitions(
-    catalog: Catalog, store: Store, info: IndexInfo, partitions: set[str], record: bool
-) -> IndexInfo:
-    """Create a collection for each partition that has none yet; `record` it as live at once
-    (a live index), or leave that to the switch at the end of a rebuild."""
-    new = {p: partition_collection(info.name, p) for p in partitions if p not in info.partitions}
-    if not new:
-        return info
-    existing = set(store.names())
-    for name in new.values():
-        if name not in existing:
-            store.create(name, info.params)
-    info = IndexInfo(info.name, info.params, info.version, {**info.partitions, **new})
-    if record:
-        catalog.set_meta("index.partitions", json.dumps(info.partitions, sort_keys=True))
-    return info
-
-
 async def _fill(
     catalog: Catalog,
     store: Store,
     info: IndexInfo,
     pairs: Sequence[tuple[str, str]],
     vectors: VectorSource,
-    metas: dict[str, dict[str, Any]] | None = None,
-    record: bool = True,
-) -> IndexInfo:
-    """Upsert chunks into the global collection and their partitions' collections."""
+) -> None:
+    """Upsert chunks (vectors from `vectors`) into the global collection and the collections
+    their partitions already have, `_BATCH` at a time."""
     for i in range(0, len(pairs), _BATCH):
         part = pairs[i : i + _BATCH]
         ids = [cid for cid, _ in part]
-        meta = [metas[cid] for cid in ids] if metas else catalog.chunk_metadata(ids)
-        vecs = await vectors(part)
-        store.upsert(info.name, ids, vecs, meta)
-        info = _ensure_partitions(catalog, store, info, {str(m["partition"]) for m in meta}, record)
-        rows: dict[str, list[int]] = {}
-        for row, m in enumerate(meta):
+        upsert(store, info, ids, await vectors(part), catalog.chunk_metadata(ids))
+
+
+def upsert(
+    store: Store,
+    info: IndexInfo,
+    ids: Sequence[str],
+    vecs: np.ndarray,
+    meta: Sequence[dict[str, Any]],
+) -> None:
+    """Chunks into the global collection, and into their partitions' own collections."""
+    store.upsert(info.name, ids, vecs, meta)
+    rows: dict[str, list[int]] = {}
+    for row, m in enumerate(meta):
+        if str(m["partition"]) in info.partitions:
             rows.setdefault(str(m["partition"]), []).append(row)
-        for partition, idx in rows.items():
-            store.upsert(
-                info.partitions[partition], [ids[j] for j in idx], vecs[idx], [meta[j] for j in idx]
-            )
+    for partition, idx in rows.items():
+        store.upsert(
+            info.partitions[partition], [ids[j] for j in idx], vecs[idx], [meta[j] for j in idx]
+        )
+
+
+async def sync_partitions(
+    catalog: Catalog, store: Store, info: IndexInfo, vectors: VectorSource, record: bool = True
+) -> IndexInfo:
+    """Give each partition its own collection if, and only if, the rule of
+    `partition_rule.wants_own_collection` says so for the catalogue's counts now: a partition
+    that holds (nearly) the whole corpus is searched in the global collection instead of being
+    indexed twice. A new collection is filled first and recorded after (`record`: at once; or
+    by the caller's switch, for a rebuild), so readers see it whole or not at all; one no longer
+    wanted is unrecorded first, then dropped. Leftovers of an interrupted fill are dropped."""
+    from ragcli.index.partition_rule import wants_own_collection
+
+    counts = catalog.partitions()
+    total = sum(counts.values())
+    want = {p for p, n in counts.items() if n and wants_own_collection(n, total)}
+    keep = {p: name for p, name in info.partitions.items() if p in want}
+    if keep != info.partitions:
+        info = IndexInfo(info.name, info.params, info.version, keep)
+        if record:
+            catalog.set_meta("index.partitions", json.dumps(keep, sort_keys=True))
+    names = set(store.names())
+    for stale in sorted(names):  # unrecorded partition collections: dropped, or half filled
+        if stale.startswith(f"{info.name}-p-") and stale not in keep.values():
+            store.drop(stale)
+    for partition in sorted(want - set(keep)):
+        name = partition_collection(info.name, partition)
+        store.create(name, info.params)
+        pairs = catalog.chunk_texts(partition)
+        for i in range(0, len(pairs), _BATCH):
+            ids = [cid for cid, _ in pairs[i : i + _BATCH]]
+            vecs = await vectors(pairs[i : i + _BATCH])
+            store.upsert(name, ids, vecs, catalog.chunk_metadata(ids))
+        info = IndexInfo(info.name, info.params, info.version, {**info.partitions, partition: name})
+        if record:
+            catalog.set_meta("index.partitions", json.dumps(info.partitions, sort_keys=True))
     return info
 
 
-def _delete(store: Store, info: IndexInfo, ids: Sequence[str], partitions: dict[str, str]) -> None:
+def delete(store: Store, info: IndexInfo, ids: Sequence[str], partitions: dict[str, str]) -> None:
     store.delete(info.name, list(ids))
     by_partition: dict[str, list[str]] = {}
     for cid in ids:
@@ -165,7 +191,8 @@ async def rebuild(
     store.create(name, params)
     pairs = catalog.chunk_texts()
     info = IndexInfo(name, params, version)
-    info = await _fill(catalog, store, info, pairs, vectors, record=False)
+    await _fill(catalog, store, info, pairs, vectors)
+    info = await sync_partitions(catalog, store, info, vectors, record=False)
     _record(catalog, info)  # the switch: global and partition collections go live together
     keep = set(info.collections())
     # Collections left behind by this one's predecessor or by an interrupted build.
@@ -197,62 +224,15 @@ async def reconcile(
             store.delete(collection, sorted(have - mine))
     todo = sorted(set(missing))
     if todo:
-        info = await _fill(catalog, store, info, [(cid, want[cid]) for cid in todo], vectors)
+        await _fill(catalog, store, info, [(cid, want[cid]) for cid in todo], vectors)
+    info = await sync_partitions(catalog, store, info, vectors)
     info = IndexInfo(info.name, info.params, catalog.version, info.partitions)
     _record(catalog, info)
     catalog.set_meta(PENDING, "")
     return BuildReport(info.name, info.params, len(todo), time.perf_counter() - started, False)
 
 
-async def apply_changes(
-    catalog: Catalog,
-    store: Store,
-    params: HnswParams,
-    vectors: VectorSource,
-    replaced: Sequence[tuple[Document, Sequence[Chunk]]],
-    removed: Sequence[str],
-    embedder_id: str,
-) -> tuple[int, int]:
-    """Change the catalogue and the index together, so that a reader at any moment sees one
-    consistent version and a crash at any moment is repaired by the next run:
-
-    1. new chunks go into the index first (readers ignore ids the catalogue does not know);
-    2. the catalogue changes, and records the index as matching, in one transaction;
-    3. the old chunks leave the index (readers already ignore ids the catalogue dropped).
-    `index.pending` marks the window between 1 and 3; a run that finds it set reconciles.
-    Returns (chunks added, chunks deleted).
-    """
-    added, deleted = catalog.plan(replaced, removed)
-    info = current(catalog)
-    live = (
-        info is not None
-        and info.name in store.names()
-        and not catalog.get_meta(PENDING)
-        and info.version == catalog.version
-    )
-    if not live:
-        catalog.apply(replaced, removed, embedder_id)
-        if info is not None and info.name in store.names():
-            await reconcile(catalog, store, info, vectors)
-        else:
-            await rebuild(catalog, store, info.params if info else params, vectors)
-        return len(added), len(deleted)
-    assert info is not None
-    old_partitions = catalog.chunk_partitions(deleted)
-    if added or deleted:
-        catalog.set_meta(PENDING, "1")
-        if added:
-            meta = dict(_metadata(doc, ch) for doc, chunks in replaced for ch in chunks)
-            info = await _fill(catalog, store, info, added, vectors, meta)
-    catalog.apply(replaced, removed, embedder_id, index_follows=True)
-    if deleted:
-        _delete(store, info, deleted, old_partitions)
-    if added or deleted:
-        catalog.set_meta(PENDING, "")
-    return len(added), len(deleted)
-
-
-def _metadata(doc: Document, chunk: Chunk) -> tuple[str, dict[str, Any]]:
+def metadata(doc: Document, chunk: Chunk) -> tuple[str, dict[str, Any]]:
     """(chunk id, what the index stores beside its vector), as `Catalog.chunk_metadata` has it."""
     from ragcli.index.catalog import chunk_id, text_hash
 

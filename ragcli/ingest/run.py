@@ -1,32 +1,43 @@
-"""documents → chunks → cached embeddings → catalogue → index.
+"""documents → chunks → cached embeddings → catalogue → index, as a pipeline of windows.
 
-Order matters for crash safety: embeddings are committed to the cache batch by batch, the
-catalogue changes in one transaction, and the index follows the catalogue (and catches up on
-the next run if a crash came between the two). A re-run therefore pays only for what is missing.
+Documents are read and chunked in windows (a text budget that grows from 256 KB to 4 MB), and
+the windows flow through embedding and indexing overlapped: one window's vectors go into the
+index and the catalogue while the next window is read and chunked and its embedding requests
+are in flight. Memory follows the window, not the corpus.
+
+Order matters for crash safety, and is unchanged: embeddings are committed to the cache batch
+by batch; each window's documents change in the catalogue in one transaction, after their new
+chunks are in the index (index/live.py); and the index follows the catalogue (and catches up
+on the next run if a crash came between the two). A re-run pays only for what is missing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ragcli.caches.backends import open_embedding_cache
 from ragcli.core.datadir import DataDir
 from ragcli.core.db import storage_errors
 from ragcli.core.errors import UsageError
+from ragcli.core.phases import PhaseClock, Spans, peak_rss_mb
 from ragcli.core.records import Chunk, Document, FileRef
 from ragcli.embedders.cached import Progress, VectorFetcher
-from ragcli.index import indexing
 from ragcli.index.catalog import Catalog, FileState
+from ragcli.index.live import LiveUpdate
 from ragcli.index.store import HnswParams, StoreError, open_store
-from ragcli.ingest.chunking import chunk_long_text
+from ragcli.ingest.chunking import chunk_many
 from ragcli.ingest.documents import DEFAULT_MAX_FILE_SIZE, Skipped, discover, load
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from ragcli.caches.protocols import EmbeddingCache
     from ragcli.core.config import Settings
     from ragcli.embedders.base import Embedder
 
@@ -47,11 +58,29 @@ class IngestReport:
     truncated: int = 0  # inputs cut to the embedder's input limit (remote embedders)
     index_version: int = 0
     seconds: float = 0.0
+    windows: int = 0  # windows that went through the pipeline
+    chunks_read: int = 0  # chunks of the new and changed documents
+    chunks_indexed: int = 0
+    tokens: int = 0  # tokens of the chunks read
+    phases: dict[str, float] = field(default_factory=dict)  # seconds; they overlap
+    peak_rss_mb: float = 0.0
+    seen: set[str] = field(default_factory=set)  # paths still present (not reported)
 
     def as_dict(self) -> dict:
-        d = dict(self.__dict__)
+        d = {k: v for k, v in self.__dict__.items() if k != "seen"}
         d["skipped"] = [{"path": s.path, "reason": s.reason} for s in self.skipped]
         return d
+
+
+class _Touch(NamedTuple):
+    """A file whose mtime changed but whose content did not: only its mtime is recorded."""
+
+    path: str
+    mtime_ns: int
+
+
+FIRST_WINDOW_CHARS = 256 * 1024
+MAX_WINDOW_CHARS = 4 * 1024 * 1024
 
 
 def _under(path: str, roots: Sequence[Path]) -> bool:
@@ -82,13 +111,6 @@ def _refuse_source_clashes(refs: Sequence[FileRef], catalog: Catalog) -> None:
         )
 
 
-def chunk_document(doc: Document, embedder: Embedder, settings: Settings) -> list[Chunk]:
-    """Token-aware chunks; a very long text is tokenised window by window (bounded memory)."""
-    return chunk_long_text(
-        doc.text, embedder.token_spans, settings.chunk_tokens, settings.chunk_overlap
-    )
-
-
 def _refuse_other_embedder(catalog: Catalog, embedder: Embedder) -> None:
     """One data directory, one embedder: vectors of two models cannot share an index."""
     indexed_with = catalog.get_meta("embedder")
@@ -116,18 +138,16 @@ def _discover(
 def _read_changed(
     refs: Sequence[FileRef],
     states: dict[str, FileState],
-    catalog: Catalog,
     report: IngestReport,
     max_file_size: int,
     progress: Progress | None,
-) -> tuple[list[Document], set[str]]:
-    """The new and changed documents (a file whose mtime and size match the catalogue's is not
-    read; one whose content hash matches is only touched), and the paths still present."""
-    seen: set[str] = set()
-    changed_docs: list[Document] = []
+) -> Iterator[Document | _Touch]:
+    """The new and changed documents, one at a time (a file whose mtime and size match the
+    catalogue's is not read; one whose content hash matches only gets its mtime touched), and
+    in `report.seen` the paths still present. Runs on a worker thread: no catalogue access."""
     for n, ref in enumerate(refs, 1):
         key = str(ref.path)
-        seen.add(key)
+        report.seen.add(key)
         old = states.get(key)
         if progress:
             progress("read", n, len(refs))
@@ -135,7 +155,7 @@ def _read_changed(
             st = ref.path.stat()
         except OSError as exc:
             report.skipped.append(Skipped(ref.source, f"cannot read: {exc.strerror}"))
-            seen.discard(key)
+            report.seen.discard(key)
             continue
         if old and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
             report.unchanged += 1
@@ -144,18 +164,72 @@ def _read_changed(
         if isinstance(doc, Skipped):
             report.skipped.append(doc)
             if not doc.keep:  # a file that became unreadable leaves the index;
-                seen.discard(key)  # one still being written keeps its last version
+                report.seen.discard(key)  # one still being written keeps its last version
             continue
         if old and old.content_hash == doc.content_hash:
-            catalog.touch(key, doc.mtime_ns)
             report.unchanged += 1
+            yield _Touch(key, doc.mtime_ns)
             continue
         if old:
             report.changed += 1
         else:
             report.new += 1
-        changed_docs.append(doc)
-    return changed_docs, seen
+        yield doc
+
+
+@dataclass
+class Window:
+    """Documents read and chunked together, embedded and indexed together."""
+
+    replaced: list[tuple[Document, list[Chunk]]] = field(default_factory=list)
+    touched: list[_Touch] = field(default_factory=list)
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.text for _, chunks in self.replaced for c in chunks]
+
+    @property
+    def tokens(self) -> int:
+        return sum(c.n_tokens for _, chunks in self.replaced for c in chunks)
+
+
+def _windows(
+    items: Iterator[Document | _Touch],
+    embedder: Embedder,
+    settings: Settings,
+    clock: PhaseClock,
+) -> Iterator[Window]:
+    """Windows of documents, each closed at a text budget that grows from FIRST_WINDOW_CHARS
+    to MAX_WINDOW_CHARS: the first embedding requests leave early, later windows are large
+    enough to make few requests. Memory follows the window, not the corpus."""
+    budget = FIRST_WINDOW_CHARS
+    docs: list[Document] = []
+    touched: list[_Touch] = []
+    size = 0
+    while True:
+        with clock.phase("read"):
+            item = next(items, None)
+        if isinstance(item, _Touch):
+            touched.append(item)
+            continue
+        if item is not None:
+            docs.append(item)
+            size += len(item.text)
+            if size < budget:
+                continue
+        if docs or touched:
+            with clock.phase("chunk"):
+                chunks = chunk_many(
+                    [d.text for d in docs],
+                    embedder.token_spans_batch,
+                    settings.chunk_tokens,
+                    settings.chunk_overlap,
+                )
+            yield Window(list(zip(docs, chunks, strict=True)), touched)
+            docs, touched, size = [], [], 0
+            budget = min(2 * budget, MAX_WINDOW_CHARS)
+        if item is None:
+            return
 
 
 async def ingest(
@@ -174,41 +248,138 @@ async def ingest(
             f"({embedder.max_tokens - 2} tokens)"
         )
     report = IngestReport()
+    clock = PhaseClock()
     dirs = DataDir(settings.data_dir)
     catalog = Catalog(dirs.catalog)
     cache = open_embedding_cache(settings)
     try:
         with storage_errors(dirs.root, (StoreError,)):
             _refuse_other_embedder(catalog, embedder)
-            states = catalog.file_states()
-            refs = _discover(paths, partition, follow_symlinks, report)
-            _refuse_source_clashes(refs, catalog)
-            changed_docs, seen = _read_changed(
-                refs, states, catalog, report, max_file_size, progress
-            )
+            with clock.phase("discover"):
+                states = catalog.file_states()
+                refs = _discover(paths, partition, follow_symlinks, report)
+                _refuse_source_clashes(refs, catalog)
+            fetch = VectorFetcher(embedder, cache)
+            fetch.progress = _embed_progress(progress, fetch, report)
+            live = _live_update(catalog, cache, embedder, settings, clock)
+            items = _read_changed(refs, states, report, max_file_size, progress)
+            windows = _windows(items, embedder, settings, clock)
             roots = [p.resolve() for p in paths if p.is_dir()]
-            removed = [p for p in states if _under(p, roots) and p not in seen]
-            if not changed_docs and not report.unchanged and not removed:
+
+            def gone() -> list[str]:  # once every file was seen: catalogued ones not found
+                return [p for p in states if _under(p, roots) and p not in report.seen]
+
+            await _pipeline(windows, gone, fetch, live, catalog, report, clock, progress)
+            if not report.new + report.changed + report.unchanged and not report.removed:
                 names = ", ".join(str(p) for p in paths)
                 raise UsageError(f"nothing to ingest: no readable text files in {names}")
-            report.removed = len(removed)
-
-            replaced = [(doc, chunk_document(doc, embedder, settings)) for doc in changed_docs]
-            fetch = VectorFetcher(embedder, cache, progress)
-            await fetch.vectors([c.text for _, chunks in replaced for c in chunks])
+            await live.finish()
             report.embedded, report.cache_hits = fetch.embedded, fetch.hits
             report.truncated = getattr(embedder, "truncated", 0)
-
-            params = HnswParams(
-                settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search
-            )
-            report.chunks_added, report.chunks_deleted = await indexing.apply_changes(
-                catalog, open_store(settings), params, fetch, replaced, removed, embedder.cache_id
-            )
+            report.chunks_added, report.chunks_deleted = live.added, live.deleted
             report.chunks = catalog.counts()["chunks"]
             report.index_version = catalog.version
     finally:
         catalog.close()
         cache.close()
+    report.phases = clock.seconds()
+    report.peak_rss_mb = peak_rss_mb()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _live_update(
+    catalog: Catalog,
+    cache: EmbeddingCache,
+    embedder: Embedder,
+    settings: Settings,
+    clock: PhaseClock,
+) -> LiveUpdate:
+    """The index writer. Index builds and repairs read vectors through a fetcher of their own,
+    so that the report's embedded and cache-hit counts are the documents' alone."""
+    params = HnswParams(settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search)
+    rebuilds = VectorFetcher(embedder, cache)
+    return LiveUpdate(catalog, open_store(settings), params, rebuilds, embedder.cache_id, clock)
+
+
+async def _pipeline(
+    windows: Iterator[Window],
+    gone: Callable[[], list[str]],
+    fetch: VectorFetcher,
+    live: LiveUpdate,
+    catalog: Catalog,
+    report: IngestReport,
+    clock: PhaseClock,
+    progress: Progress | None,
+) -> None:
+    """Read, chunk, embed and index window by window, overlapped: while one window is being
+    indexed, the next one is read and chunked (on a worker thread) and its embedding
+    requests are on the wire. At most two windows are held at once. Files that are gone
+    leave with the last window (in its transaction: one version for a one-window run)."""
+    embedding = Spans()
+
+    async def embed(window: Window) -> np.ndarray:
+        began = time.perf_counter()
+        try:
+            return await fetch.vectors(window.texts)
+        finally:
+            embedding.add(began, time.perf_counter())
+
+    pending: tuple[Window, asyncio.Task[np.ndarray]] | None = None
+    while True:
+        window = await asyncio.to_thread(next, windows, None)
+        if window is None:
+            break
+        report.chunks_read += len(window.texts)
+        report.tokens += window.tokens
+        if progress:  # the CLI turns chunks/s into tokens/s with this
+            progress("tokens", report.tokens, report.chunks_read)
+        task = asyncio.ensure_future(embed(window))
+        if pending is not None:
+            await _write(*pending, (), live, catalog, report, clock, progress)
+        pending = (window, task)
+    removed = gone()
+    report.removed = len(removed)
+    if pending is not None:
+        await _write(*pending, removed, live, catalog, report, clock, progress)
+    elif removed:
+        await live.apply([], None, removed)
+    clock.add("embed", embedding.covered())
+
+
+async def _write(
+    window: Window,
+    task: asyncio.Task[np.ndarray],
+    removed: Sequence[str],
+    live: LiveUpdate,
+    catalog: Catalog,
+    report: IngestReport,
+    clock: PhaseClock,
+    progress: Progress | None,
+) -> None:
+    """One window into the catalogue and the index, once its vectors are in."""
+    began = time.perf_counter()
+    vecs = await task
+    clock.add("embed_wait", time.perf_counter() - began)
+    for touch in window.touched:
+        catalog.touch(touch.path, touch.mtime_ns)
+    if window.replaced or removed:
+        await live.apply(window.replaced, vecs, removed)
+    report.windows += 1
+    report.chunks_indexed += len(vecs)
+    if progress:
+        progress("index", report.chunks_indexed, report.chunks_read)
+
+
+def _embed_progress(
+    progress: Progress | None, fetch: VectorFetcher, report: IngestReport
+) -> Progress | None:
+    """The fetcher's per-call progress as the run's: chunks embedded (or found in the cache)
+    of the chunks read so far, over every window."""
+    if progress is None:
+        return None
+
+    def forward(phase: str, done: int, total: int) -> None:
+        progress(phase, fetch.embedded + fetch.hits, report.chunks_read)
+
+    return forward

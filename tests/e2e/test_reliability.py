@@ -137,15 +137,18 @@ def chunk_texts(home: Path) -> set[str]:
 
 def expected_copies(clean_home: Path) -> dict[str, Counter]:
     """What every store should hold: each chunk of the clean run's catalogue once, each
-    document's positions 0..n_chunks-1 once, each partition's chunks in its collection."""
+    document's positions 0..n_chunks-1 once, and the chunks of each partition that has a
+    collection of its own (index/partition_rule.py) in that collection."""
     conn = sqlite3.connect(f"file:{clean_home / 'catalog.db'}?mode=ro", uri=True)
     try:
         rows = conn.execute(
             "SELECT c.id, d.partition FROM chunks c JOIN documents d ON d.path = c.doc_path"
         ).fetchall()
         docs = conn.execute("SELECT source, n_chunks FROM documents").fetchall()
+        own = conn.execute("SELECT value FROM meta WHERE key = 'index.partitions'").fetchone()
     finally:
         conn.close()
+    with_collection = set(json.loads(own[0])) if own else set()  # partition_rule.py's choice
     ids = Counter(cid for cid, _ in rows)
     want = {
         "catalogue": ids,
@@ -154,7 +157,8 @@ def expected_copies(clean_home: Path) -> dict[str, Counter]:
         "chroma:global": ids,
     }
     for cid, partition in rows:
-        want.setdefault(f"chroma:partition:{partition}", Counter())[cid] += 1
+        if partition in with_collection:
+            want.setdefault(f"chroma:partition:{partition}", Counter())[cid] += 1
     return want
 
 

@@ -17,6 +17,8 @@ import pytest
 from ragcli.core.records import Chunk, Document, FileRef
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog
+from ragcli.index.live import apply_changes
+from ragcli.index.partition_rule import wants_own_collection
 from ragcli.index.store import (
     HnswParams,
     Store,
@@ -128,6 +130,24 @@ def _held(store: Store, catalog: Catalog) -> dict[str, set[str]]:
     }
 
 
+def _check_partitions(store: Store, catalog: Catalog) -> dict[str, set[str]]:
+    """The index matches the catalogue: the global collection holds every chunk; exactly the
+    partitions the rule picks have a collection, each holding exactly that partition's chunks;
+    no other collection of this index is left in the store."""
+    info = indexing.current(catalog)
+    assert info is not None
+    held = _held(store, catalog)
+    assert held["global"] == catalog.known_ids(held["global"] | {"x"})
+    counts = catalog.partitions()
+    total = sum(counts.values())
+    assert set(info.partitions) == {p for p, n in counts.items() if wants_own_collection(n, total)}
+    partition_of = catalog.chunk_partitions(sorted(held["global"]))
+    for p in info.partitions:
+        assert held[p] == {cid for cid, q in partition_of.items() if q == p}
+    assert sorted(store.names()) == sorted(info.collections())
+    return held
+
+
 def test_partition_collections_follow_the_catalogue(tmp_path: Path, store: Store) -> None:
     catalog = Catalog(tmp_path / "catalog.db")
     try:
@@ -136,16 +156,13 @@ def test_partition_collections_follow_the_catalogue(tmp_path: Path, store: Store
         catalog.apply(first, [], "emb")
         report = asyncio.run(indexing.rebuild(catalog, store, PARAMS, _vectors))
         assert report.vectors == 3 and report.rebuilt
-        held = _held(store, catalog)
-        partitions = catalog.chunk_partitions(sorted(held["global"]))
-        assert sorted(partitions.values()) == ["dev", "ops", "ops"]
-        assert held["ops"] | held["dev"] == held["global"] and not held["ops"] & held["dev"]
-        assert len(held["ops"]) == 2
+        held = _check_partitions(store, catalog)
+        assert set(held) == {"global", "dev"}  # ops holds 2 of 3 chunks: the global serves it
 
         # a changed document, a removed one and a new partition, applied together
         a2, c = _doc("a.md", "ops", "2"), _doc("c.md", "hr")
         added, deleted = asyncio.run(
-            indexing.apply_changes(
+            apply_changes(
                 catalog,
                 store,
                 PARAMS,
@@ -156,16 +173,35 @@ def test_partition_collections_follow_the_catalogue(tmp_path: Path, store: Store
             )
         )
         assert (added, deleted) == (2, 2)  # handover + leave in; escalation + deploys out
-        held = _held(store, catalog)
-        everything = catalog.known_ids(held["global"] | {"x"})
-        assert held["global"] == everything and len(everything) == 3
-        assert held["dev"] == set()
-        assert len(held["ops"]) == 2 and len(held["hr"]) == 1
+        held = _check_partitions(store, catalog)
+        assert set(held) == {"global", "hr"} and len(held["global"]) == 3  # dev's collection gone
         assert catalog.get_meta(indexing.PENDING) == ""
         info = indexing.current(catalog)
         assert info is not None and info.version == catalog.version == 2
         # a scoped search reads the partition's own collection
         (hits,) = store.query(info.partitions["hr"], asyncio.run(_vectors([("", "leave")])), 5)
         assert [h.score for h in hits] == [pytest.approx(1.0, abs=1e-5)]
+    finally:
+        catalog.close()
+
+
+def test_a_partition_gets_a_collection_when_it_stops_being_most_of_the_corpus(
+    tmp_path: Path, store: Store
+) -> None:
+    """One partition holding the whole corpus is indexed once (the global collection); when a
+    second one makes it a minority, it gets its own collection, built from the catalogue."""
+    catalog = Catalog(tmp_path / "catalog.db")
+    try:
+        docs = [(_doc(f"d{i}.md", "docs"), _chunks(f"doc text {i}")) for i in range(3)]
+        asyncio.run(apply_changes(catalog, store, PARAMS, _vectors, docs, [], "emb"))
+        assert set(_check_partitions(store, catalog)) == {"global"}
+        assert len(store.names()) == 1
+        more = [(_doc(f"w{i}.md", "wiki"), _chunks(f"wiki text {i}")) for i in range(5)]
+        asyncio.run(apply_changes(catalog, store, PARAMS, _vectors, more, [], "emb"))
+        held = _check_partitions(store, catalog)
+        assert set(held) == {"global", "docs"} and len(held["docs"]) == 3
+        gone = [str(ROOT / f"w{i}.md") for i in range(5)]
+        asyncio.run(apply_changes(catalog, store, PARAMS, _vectors, [], gone, "emb"))
+        assert set(_check_partitions(store, catalog)) == {"global"}
     finally:
         catalog.close()
