@@ -81,6 +81,20 @@ class _Touch(NamedTuple):
 
 FIRST_WINDOW_CHARS = 256 * 1024
 MAX_WINDOW_CHARS = 4 * 1024 * 1024
+ENV_WINDOW = "RAGCLI_INGEST_WINDOW"  # the largest window, in characters of text
+
+
+def window_budgets() -> tuple[int, int]:
+    """(first, largest) window in characters: 256 KB doubling up to 4 MB, or up to
+    `RAGCLI_INGEST_WINDOW` (less memory, more windows; the tests cut runs into many)."""
+    raw = os.environ.get(ENV_WINDOW, "")
+    try:
+        largest = int(raw) if raw else MAX_WINDOW_CHARS
+    except ValueError:
+        raise UsageError(f"{ENV_WINDOW}={raw!r}: use a number of characters") from None
+    if largest < 1:
+        raise UsageError(f"{ENV_WINDOW}={raw!r}: use a number of characters above 0")
+    return min(FIRST_WINDOW_CHARS, largest), largest
 
 
 def _under(path: str, roots: Sequence[Path]) -> bool:
@@ -198,11 +212,13 @@ def _windows(
     embedder: Embedder,
     settings: Settings,
     clock: PhaseClock,
+    budgets: tuple[int, int],
 ) -> Iterator[Window]:
-    """Windows of documents, each closed at a text budget that grows from FIRST_WINDOW_CHARS
-    to MAX_WINDOW_CHARS: the first embedding requests leave early, later windows are large
-    enough to make few requests. Memory follows the window, not the corpus."""
-    budget = FIRST_WINDOW_CHARS
+    """Windows of documents, each closed at a text budget that grows from the first window's
+    to the largest (`window_budgets`): the first embedding requests leave early, later
+    windows are large enough to make few requests. Memory follows the window (one document
+    larger than it is a window of its own), not the corpus."""
+    budget, largest = budgets
     docs: list[Document] = []
     touched: list[_Touch] = []
     size = 0
@@ -227,7 +243,7 @@ def _windows(
                 )
             yield Window(list(zip(docs, chunks, strict=True)), touched)
             docs, touched, size = [], [], 0
-            budget = min(2 * budget, MAX_WINDOW_CHARS)
+            budget = min(2 * budget, largest)
         if item is None:
             return
 
@@ -263,7 +279,7 @@ async def ingest(
             fetch.progress = _embed_progress(progress, fetch, report)
             live = _live_update(catalog, cache, embedder, settings, clock)
             items = _read_changed(refs, states, report, max_file_size, progress)
-            windows = _windows(items, embedder, settings, clock)
+            windows = _windows(items, embedder, settings, clock, window_budgets())
             roots = [p.resolve() for p in paths if p.is_dir()]
 
             def gone() -> list[str]:  # once every file was seen: catalogued ones not found

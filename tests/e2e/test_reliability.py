@@ -32,8 +32,13 @@ from tests.support.reliability import (
     write_corpus,
 )
 
-# the kill cycles' client: small batches, two in flight, so that a run has many steps to cut
-KILL_ENV = {"RAGCLI_EMBED_BATCH_SIZE": "3", "RAGCLI_EMBED_CONCURRENCY": "2"}
+# the kill cycles' client: small batches, two in flight, and windows of ~one document (the
+# ingest pipeline's unit of commit), so that a run has many steps to cut
+KILL_ENV = {
+    "RAGCLI_EMBED_BATCH_SIZE": "3",
+    "RAGCLI_EMBED_CONCURRENCY": "2",
+    "RAGCLI_INGEST_WINDOW": "3000",
+}
 
 
 # -- counting chunk copies ------------------------------------------------------------------------
