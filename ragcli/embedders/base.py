@@ -25,6 +25,10 @@ class Embedder(Protocol):
         """Character offsets of each token (no special tokens), for chunking."""
         ...
 
+    def token_spans_batch(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """`token_spans` of each text, exactly, tokenised together (on every core)."""
+        ...
+
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 vectors, shape (len(texts), dimensions), in input order."""
         ...

@@ -160,7 +160,14 @@ class LocalEmbedder:
         chunk at token boundaries use ``text[spans[i][0]:spans[j][1]]``. Characters
         that produce no token (whitespace, control characters) belong to no span.
         """
-        return [(start, end) for start, end in self._encode_plain(text).offsets]
+        return self._encode_plain(text).offsets
+
+    def token_spans_batch(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """`token_spans` of each text, tokenised in one call (in parallel, in Rust)."""
+        if self._tokenizer is None:
+            self._load_tokenizers()
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [enc.offsets for enc in encodings]
 
     # -- vectors -------------------------------------------------------------------------
 

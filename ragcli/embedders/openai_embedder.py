@@ -237,34 +237,14 @@ class OpenAIEmbedder:
         carry (" word", ".\\n\\n"), so that the chunker sees word gaps and paragraph breaks
         between tokens. A whitespace-only token is an empty span where its whitespace ends.
         A character split over several tokens belongs to each of them."""
-        enc = self._enc()
-        ids = enc.encode_ordinary(text)
-        data = text.encode("utf-8")
-        char_at: list[int] | None = None
-        if len(data) != len(text):  # not ASCII: map byte offsets to character offsets
-            char_at = [0] * (len(data) + 1)
-            pos = 0
-            for i, ch in enumerate(text):
-                width = len(ch.encode("utf-8", "surrogatepass"))
-                char_at[pos : pos + width] = [i] * width
-                pos += width
-            char_at[len(data)] = len(text)
-        spans: list[tuple[int, int]] = []
-        b = 0
-        for t in ids:
-            e = b + len(enc.decode_single_token_bytes(t))
-            if char_at is None:
-                start, end = b, e
-            else:
-                start, end = char_at[b], char_at[e - 1] + 1
-            s, t_end = start, end
-            while s < t_end and text[s].isspace():
-                s += 1
-            while t_end > s and text[t_end - 1].isspace():
-                t_end -= 1
-            spans.append((s, t_end) if s < t_end else (end, end))
-            b = e
-        return spans
+        return self.token_spans_batch([text])[0]
+
+    def token_spans_batch(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """`token_spans` of each text: encoded on every core, offsets computed with numpy
+        over all the texts' tokens at once (ragcli/providers/tokens.py)."""
+        from ragcli.providers.tokens import token_spans_batch
+
+        return token_spans_batch(self._enc(), texts)
 
     def _prepare(self, texts: Sequence[str]) -> tuple[list[str], list[int], int]:
         """Texts as they will be sent (truncated to 8,191 tokens), their token counts, and how
