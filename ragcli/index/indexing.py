@@ -5,9 +5,10 @@ each partition that is a small share of the corpus (scoped questions): measured 
 chunks, a small partition's own collection answers in ≈1.6 ms where a `where` filter on the
 global one takes ≈64 ms, while a partition that is (nearly) the whole corpus is searched in
 the global collection and not indexed twice (partition_rule.py has the rule and its
-measurements; `sync_partitions` applies it). Which collections are current, with which HNSW parameters and for which catalogue version, is recorded in the
-catalogue. A rebuild fills *new* collections and then switches that record in one transaction,
-so a reader sees the old index or the new one, never half of one.
+measurements; `sync_partitions` applies it). Which collections are current, with which HNSW
+parameters and for which catalogue version, is recorded in the catalogue. A rebuild fills
+*new* collections and then switches that record in one transaction, so a reader sees the old
+index or the new one, never half of one.
 """
 
 from __future__ import annotations
