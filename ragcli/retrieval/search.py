@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +25,21 @@ Hits = list[tuple[str, float]]  # (chunk id, score), best first
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009)
 T = TypeVar("T")
+
+# A scoped question whose partitions have no collection of their own (they hold much of the
+# corpus: ragcli/index/partition_rule.py) searches the global collection. There, a Chroma
+# `where` filter costs the more the more chunks it lets through (100k chunks: 187 ms at p50
+# for a partition of 30 %, 783 ms for one of 100 %), while asking the unfiltered graph for
+# ceil(fetch / share × OVERFETCH_MARGIN) hits and keeping the scope's costs what a search of
+# the partition's own collection costs (4.6 ms against 5.3 ms at 30 %, depth 134; 3.5 against
+# 4.0 at 90 %), and finds as many of the right chunks (recall@10 0.99-1.00); a question about
+# the partition fell back to the filter in at most 1 % of cases, even at margin 1. It beats the
+# filter down to depth 398 (10 %: 8.2 ms against 61 ms); at depth ~2000 (2 %) the filter wins
+# at 10k chunks (6.1 ms against 14 ms), hence OVERFETCH_MAX. benchmarks/partitions.py,
+# benchmarks/results/partitions.json, docs/benchmarks.md "Partitions without a collection of
+# their own".
+OVERFETCH_MARGIN = 2.0
+OVERFETCH_MAX = 1000
 
 
 def fuse(
@@ -51,6 +67,63 @@ def search_depth(k: int, mode: str) -> int:
     return k if mode == "dense" else max(k * 4, 20)
 
 
+def global_depth(fetch: int, share: float, margin: float = OVERFETCH_MARGIN) -> int:
+    """How many hits to ask of the global collection for `fetch` of a scope that holds
+    `share` of its chunks: `fetch` itself when the scope holds them all, else
+    ceil(fetch / share × margin)."""
+    if share >= 1.0:
+        return fetch
+    return math.ceil(fetch / max(share, 1e-9) * margin)
+
+
+async def search_in_scope(
+    store: Store,
+    catalog: Catalog,
+    name: str,
+    vectors: np.ndarray,
+    k: int,
+    scope: Scope,
+    share: float,
+    margin: float = OVERFETCH_MARGIN,
+    max_depth: int = OVERFETCH_MAX,
+) -> list[Hits]:
+    """Top-k per vector among the chunks of `scope.partitions` that the catalogue knows,
+    searched in the global collection `name` where those partitions hold `share` of the
+    chunks. A scope holding every chunk needs no partition filter (only `scope.rest`);
+    otherwise, without other filters, the collection is asked for `global_depth` hits and
+    those of the scope kept (the best hits of a scope are the scope's among the best hits
+    overall). Each chunk's partition comes from the catalogue, never from a count, so
+    nothing outside the scope is ever kept. A question left with fewer than it asked for (k
+    when nothing was filtered out but ids the catalogue does not know yet), while the
+    collection had more to give, is asked again with the `where` filter."""
+    fetch = k + min(k, 10)
+    depth = global_depth(fetch, share, margin)
+    if share < 1.0 and (scope.rest is not None or depth > max_depth):
+        return await filtered(store, catalog, name, vectors, k, scope.where)
+    where = scope.rest if share >= 1.0 else None
+    found = await started(store.query, name, vectors, depth, where)
+    partition = catalog.chunk_partitions(sorted({h.id for row in found for h in row}))
+    wanted = set(scope.partitions)
+    out = [[(h.id, h.score) for h in row if partition.get(h.id) in wanted] for row in found]
+    need = k if share >= 1.0 else fetch  # HNSW's tail is approximate: keep a margin there too
+    short = [i for i, row in enumerate(found) if len(out[i]) < need and len(row) >= depth]
+    if short:
+        again = await filtered(store, catalog, name, vectors[short], k, scope.where)
+        for i, row in zip(short, again, strict=True):
+            out[i] = row
+    return [row[:k] for row in out]
+
+
+async def filtered(
+    store: Store, catalog: Catalog, name: str, vectors: np.ndarray, k: int, where: dict | None
+) -> list[Hits]:
+    """Top-k per vector from collection `name` under a `where` filter, among the chunks the
+    catalogue knows (a few more than k asked, for ids of an ingest in progress)."""
+    found = await started(store.query, name, vectors, k + min(k, 10), where)
+    known = catalog.known_ids({h.id for row in found for h in row})
+    return [[(h.id, h.score) for h in row if h.id in known][:k] for row in found]
+
+
 class Searcher:
     """Dense and hybrid ranking over a loaded store, for the `retrieval` and `search` modes
     of the settings (`lexical` needs no searcher: it is one catalogue call)."""
@@ -61,6 +134,7 @@ class Searcher:
         self.store, self.catalog = store, catalog
         self.mode, self.search, self.hybrid_weight = mode, search, hybrid_weight
         self._exact: tuple[str, ExactIndex] | None = None
+        self._counts: tuple[int, dict[str, int]] | None = None  # (catalogue version, counts)
 
     async def rank(
         self, info: IndexInfo, questions: Sequence[str], vectors: np.ndarray, k: int, scope: Scope
@@ -88,15 +162,21 @@ class Searcher:
 
     async def dense(self, info: IndexInfo, vectors: np.ndarray, k: int, scope: Scope) -> list[Hits]:
         """Top-k per vector among the chunks the catalogue knows. A scoped question searches
-        its partitions' own collections (in parallel threads, merged by score); anything else
-        searches the global one. The index may briefly hold chunks of an ingest in progress
+        its partitions' own collections (in parallel threads, merged by score) when each has
+        one, else the global collection as `search_in_scope` does; an unscoped one searches
+        the global collection. The index may briefly hold chunks of an ingest in progress
         (added before the catalogue commits, deleted after): asking for a few more than k and
         dropping ids the catalogue does not know hides them."""
         fetch = k + min(k, 10)
         found: list[list[Hit]]
         if self.search == "exact":
             found = (await self._exact_index(info)).query(vectors, fetch, scope.where)
-        elif scope.partitions and all(p in info.partitions for p in scope.partitions):
+        elif scope.partitions and not all(p in info.partitions for p in scope.partitions):
+            share = self.share(scope.partitions)
+            return await search_in_scope(
+                self.store, self.catalog, info.name, vectors, k, scope, share
+            )
+        elif scope.partitions:
             per_partition = await asyncio.gather(
                 *(
                     started(self.store.query, info.partitions[p], vectors, fetch, scope.rest)
@@ -113,6 +193,16 @@ class Searcher:
             found = await started(self.store.query, info.name, vectors, fetch, scope.where)
         known = self.catalog.known_ids({h.id for row in found for h in row})
         return [[(h.id, h.score) for h in row if h.id in known][:k] for row in found]
+
+    def share(self, partitions: Sequence[str]) -> float:
+        """The share of the catalogue's chunks that `partitions` hold, from chunk counts read
+        once per catalogue version (1.0 for an empty catalogue)."""
+        version = self.catalog.version
+        if self._counts is None or self._counts[0] != version:
+            self._counts = (version, self.catalog.partitions())
+        counts = self._counts[1]
+        total = sum(counts.values())
+        return sum(counts.get(p, 0) for p in set(partitions)) / total if total else 1.0
 
     async def _exact_index(self, info: IndexInfo) -> ExactIndex:
         """The exact (numpy) index of the current collection, loaded once per index name."""
