@@ -149,7 +149,8 @@ async def sync_partitions(
 
     counts = catalog.partitions()
     total = sum(counts.values())
-    want = {p for p, n in counts.items() if n and wants_own_collection(n, total)}
+    has = set(info.partitions)
+    want = {p for p, n in counts.items() if wants_own_collection(n, total, p in has)}
     keep = {p: name for p, name in info.partitions.items() if p in want}
     if keep != info.partitions:
         info = IndexInfo(info.name, info.params, info.version, keep)

@@ -140,7 +140,9 @@ def _check_partitions(store: Store, catalog: Catalog) -> dict[str, set[str]]:
     assert held["global"] == catalog.known_ids(held["global"] | {"x"})
     counts = catalog.partitions()
     total = sum(counts.values())
-    assert set(info.partitions) == {p for p, n in counts.items() if wants_own_collection(n, total)}
+    assert all(wants_own_collection(counts[p], total, True) for p in info.partitions)
+    lacking = set(counts) - set(info.partitions)
+    assert not any(wants_own_collection(counts[p], total) for p in lacking)
     partition_of = catalog.chunk_partitions(sorted(held["global"]))
     for p in info.partitions:
         assert held[p] == {cid for cid, q in partition_of.items() if q == p}
@@ -152,12 +154,12 @@ def test_partition_collections_follow_the_catalogue(tmp_path: Path, store: Store
     catalog = Catalog(tmp_path / "catalog.db")
     try:
         a, b = _doc("a.md", "ops"), _doc("b.md", "dev")
-        first = [(a, _chunks("pager rotation", "escalation")), (b, _chunks("deploys"))]
+        first = [(a, _chunks("pager rotation", "escalation", "paging")), (b, _chunks("deploys"))]
         catalog.apply(first, [], "emb")
         report = asyncio.run(indexing.rebuild(catalog, store, PARAMS, _vectors))
-        assert report.vectors == 3 and report.rebuilt
+        assert report.vectors == 4 and report.rebuilt
         held = _check_partitions(store, catalog)
-        assert set(held) == {"global", "dev"}  # ops holds 2 of 3 chunks: the global serves it
+        assert set(held) == {"global", "dev"}  # ops holds 3 of 4 chunks: the global serves it
 
         # a changed document, a removed one and a new partition, applied together
         a2, c = _doc("a.md", "ops", "2"), _doc("c.md", "hr")
@@ -167,14 +169,14 @@ def test_partition_collections_follow_the_catalogue(tmp_path: Path, store: Store
                 store,
                 PARAMS,
                 _vectors,
-                [(a2, _chunks("pager rotation", "handover")), (c, _chunks("leave"))],
+                [(a2, _chunks("pager rotation", "handover", "paging")), (c, _chunks("leave"))],
                 [str(ROOT / "b.md")],
                 "emb",
             )
         )
         assert (added, deleted) == (2, 2)  # handover + leave in; escalation + deploys out
         held = _check_partitions(store, catalog)
-        assert set(held) == {"global", "hr"} and len(held["global"]) == 3  # dev's collection gone
+        assert set(held) == {"global", "hr"} and len(held["global"]) == 4  # dev's collection gone
         assert catalog.get_meta(indexing.PENDING) == ""
         info = indexing.current(catalog)
         assert info is not None and info.version == catalog.version == 2
@@ -196,11 +198,11 @@ def test_a_partition_gets_a_collection_when_it_stops_being_most_of_the_corpus(
         asyncio.run(apply_changes(catalog, store, PARAMS, _vectors, docs, [], "emb"))
         assert set(_check_partitions(store, catalog)) == {"global"}
         assert len(store.names()) == 1
-        more = [(_doc(f"w{i}.md", "wiki"), _chunks(f"wiki text {i}")) for i in range(5)]
+        more = [(_doc(f"w{i}.md", "wiki"), _chunks(f"wiki text {i}")) for i in range(8)]
         asyncio.run(apply_changes(catalog, store, PARAMS, _vectors, more, [], "emb"))
         held = _check_partitions(store, catalog)
-        assert set(held) == {"global", "docs"} and len(held["docs"]) == 3
-        gone = [str(ROOT / f"w{i}.md") for i in range(5)]
+        assert set(held) == {"global", "docs"} and len(held["docs"]) == 3  # 3 of 11 chunks
+        gone = [str(ROOT / f"w{i}.md") for i in range(8)]
         asyncio.run(apply_changes(catalog, store, PARAMS, _vectors, [], gone, "emb"))
         assert set(_check_partitions(store, catalog)) == {"global"}
     finally:
