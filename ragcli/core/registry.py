@@ -139,6 +139,12 @@ EMBEDDERS = Registry(
             "ragcli.embedders.local:LocalEmbedder.from_settings",
         ),
         Entry(
+            "local-int8",
+            "the same model with int8 weights: faster ingest, slightly different rankings "
+            "(docs/benchmarks.md)",
+            "ragcli.embedders.local:LocalInt8Embedder.from_settings",
+        ),
+        Entry(
             "openai",
             "an OpenAI-compatible embeddings API: OPENAI_BASE_URL or RAGCLI_EMBED_ENDPOINTS",
             "ragcli.embedders.openai_embedder:OpenAIEmbedder.from_settings",

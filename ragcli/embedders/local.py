@@ -47,9 +47,14 @@ class LocalEmbedder:
     """Embeds text with the committed all-MiniLM-L6-v2 ONNX graph."""
 
     model_id = "all-MiniLM-L6-v2"
+    registry_name = "local"  # the `embedder` setting's value; the cache id's first part
+    graph_file = model_files.GRAPH_FILE
     dimensions = 384
     max_tokens = 256  # including [CLS] and [SEP]
-    batch_size = 32
+    # Texts per ONNX run. Measured on Django documentation chunks (~180 tokens, 2 threads,
+    # benchmarks/local_embedder.py): 8 is ~10 % faster than 32 and ~30 % faster than 128
+    # (the activations of a small batch stay in cache; less padding), and 1 is slower again.
+    batch_size = 8
     allow_spinning = True
 
     def __init__(
@@ -102,7 +107,7 @@ class LocalEmbedder:
         with self._lock:
             if self._session is not None:
                 return
-            model_files.check(directory=self.model_dir)
+            self._check_files()
             ort = native_import("onnxruntime")
 
             opts = ort.SessionOptions()
@@ -118,10 +123,13 @@ class LocalEmbedder:
             )
             opts.log_severity_level = 3
             self._session = ort.InferenceSession(
-                str(self.model_dir / model_files.GRAPH_FILE),
+                str(self.model_dir / self.graph_file),
                 sess_options=opts,
                 providers=["CPUExecutionProvider"],
             )
+
+    def _check_files(self) -> None:
+        model_files.check(directory=self.model_dir)
 
     def load(self) -> LocalEmbedder:
         """Load the tokenizer and the ONNX session now (otherwise the first embed does)."""
@@ -220,7 +228,7 @@ class LocalEmbedder:
 
     @property
     def cache_id(self) -> str:
-        return f"local:{self.model_id}"
+        return f"{self.registry_name}:{self.model_id}"
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped into batches: longest first, so that each batch pads only to its
@@ -239,4 +247,23 @@ class LocalEmbedder:
 
     def __repr__(self) -> str:
         state = "loaded" if self._session is not None else "not loaded"
-        return f"LocalEmbedder({self.model_id!r}, dir={str(self.model_dir)!r}, {state})"
+        return f"{type(self).__name__}({self.model_id!r}, dir={str(self.model_dir)!r}, {state})"
+
+
+class LocalInt8Embedder(LocalEmbedder):
+    """`embedder = "local-int8"`: the same model with int8 weight matrices (onnxruntime's
+    dynamic quantization, per channel; ragcli/embedders/int8_weights.py). ~1.5× the
+    passages/s of fp32 here; vectors close to but not the same as fp32's (cosine ~0.995): its
+    own `cache_id`, so the two never share a cache entry or an index. The measured trade is
+    in docs/benchmarks.md."""
+
+    registry_name = "local-int8"  # cache id local-int8:all-MiniLM-L6-v2
+    graph_file = model_files.INT8_GRAPH_FILE
+    # One text per run: activations are quantized with one scale per tensor, so in a batch a
+    # text's vector would depend on its neighbours and on padding (cosine ~0.99 to its vector
+    # alone). Alone, a text always gets the same vector, as a query does. Batches of 8 were
+    # ~1.3× faster, and moved more rankings away from fp32's (docs/benchmarks.md).
+    batch_size = 1
+
+    def _check_files(self) -> None:
+        model_files.check_int8(directory=self.model_dir)

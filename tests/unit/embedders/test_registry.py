@@ -49,7 +49,9 @@ def fake() -> Iterator[Entry]:
 def test_unknown_embedder_is_one_line_listing_the_registered_names() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings({"embedder": "word2vec"}, environ={})
-    assert str(err.value) == "unknown embedder 'word2vec': use 'local' or 'openai:MODEL'"
+    assert (
+        str(err.value) == "unknown embedder 'word2vec': use 'local', 'local-int8' or 'openai:MODEL'"
+    )
     with pytest.raises(ConfigError, match=r"^embedder 'openai:' needs a model, e.g. openai:text"):
         load_settings({"embedder": "openai:"}, environ={})
 
@@ -58,7 +60,9 @@ def test_a_registered_embedder_is_validated_listed_and_opened(fake: Entry) -> No
     settings = load_settings({"embedder": "fake:8"}, environ={})  # valid now: no config.py change
     opened: Any = open_embedder(settings)
     assert isinstance(opened, FakeEmbedder) and opened.model_id == "8"
-    with pytest.raises(ConfigError, match=r"use 'local', 'openai:MODEL' or 'fake:SIZE'$"):
+    with pytest.raises(
+        ConfigError, match=r"use 'local', 'local-int8', 'openai:MODEL' or 'fake:SIZE'$"
+    ):
         load_settings({"embedder": "word2vec"}, environ={})
     with pytest.raises(ConfigError, match=r"^embedder 'fake:' needs a size, e.g. fake:8$"):
         load_settings({"embedder": "fake:"}, environ={})
@@ -84,7 +88,7 @@ def test_a_name_is_registered_once(fake: Entry) -> None:
 
 
 def test_the_cli_help_wording_is_the_registry() -> None:
-    assert help_text() == "local, or openai:MODEL (e.g. openai:text-embedding-3-small)."
+    assert help_text() == "local, local-int8 or openai:MODEL (e.g. openai:text-embedding-3-small)."
 
 
 def test_every_builtin_target_resolves_to_a_factory() -> None:
