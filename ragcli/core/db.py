@@ -88,6 +88,8 @@ def is_disk_full(exc: BaseException, where: Path | None = None) -> bool:
         return True
     if "disk i/o error" in message and file_size_limit() is not None:
         return True  # SQLite reports a write refused with EFBIG as an I/O error
+    if "error in compaction" in message and file_size_limit() is not None:
+        return True  # so does Chroma, when its metadata segment cannot grow
     free = free_bytes(where) if where is not None else None
     return free is not None and free < LOW_SPACE
 

@@ -77,6 +77,12 @@ def assert_stores_agree(home: Path) -> int:
             )
         ]
         fts_rows = conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        partition_of = dict(
+            conn.execute(
+                "SELECT c.id, d.partition FROM chunks c JOIN documents d ON d.path = c.doc_path"
+            )
+        )
     finally:
         conn.close()
     out = subprocess.run(
@@ -91,15 +97,16 @@ def assert_stores_agree(home: Path) -> int:
     assert len(set(catalogue)) == len(catalogue)  # no duplicated chunk
     assert len(fts) == fts_rows == len(catalogue)  # no orphan FTS rows
     assert set(fts) == set(catalogue)
-    # one global collection plus one per partition: each without duplicates or orphans,
-    # the global one holding exactly the catalogue, the partitions splitting it
+    # the collections the catalogue names and no other: the global one holding exactly the
+    # catalogue, each partition's own (those index/partition_rule.py picks) exactly its chunks
+    own = json.loads(meta.get("index.partitions", "{}"))
+    assert set(collections) == {meta["index.name"], *own.values()}, (sorted(collections), meta)
     for name, ids in collections.items():
         assert len(set(ids)) == len(ids), name
-        assert set(ids) <= set(catalogue), name
-    sizes = sorted(collections.values(), key=len)
-    assert set(sizes[-1]) == set(catalogue)
-    parts = [i for ids in sizes[:-1] for i in ids]
-    assert len(parts) == len(set(parts)) and set(parts) == set(catalogue)
+    assert set(collections[meta["index.name"]]) == set(catalogue)
+    for partition, name in own.items():
+        mine = {cid for cid, p in partition_of.items() if p == partition}
+        assert set(collections[name]) == mine, partition
     return len(catalogue)
 
 
