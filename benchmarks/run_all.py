@@ -66,6 +66,14 @@ STEPS = (
     Step("serve_load", "benchmarks/serve_load.py", 170),
     Step("hybrid", "benchmarks/hybrid.py", 150),
     Step("ingest_remote", "benchmarks/ingest_remote.py", 900),
+    Step("chunking", "benchmarks/chunking.py", 150),
+    Step("partitions", "benchmarks/partitions.py", 1600),
+    Step(
+        "local_embedder",
+        "benchmarks/local_embedder.py",
+        720,
+        ("--n", "128", "--rounds", "8", "--quality"),
+    ),
     Step("retrieval", "benchmarks/retrieval.py", 420),
     Step("quality", "benchmarks/quality.py", 480),
     Step(
