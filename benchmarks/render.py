@@ -1450,6 +1450,72 @@ def _ir_source(module: str) -> str:
     )
 
 
+def _ir_before_after(ctx: Ctx) -> tuple[dict, dict, dict]:
+    """ragcli at 5,000 files before issue 17 (ingest_remote_before.json) and now, and LlamaIndex."""
+    now = ctx.load("ingest_remote")["sizes"]["5000"]
+    before = ctx.load("ingest_remote_before")["sizes"]["5000"]["ragcli"]
+    return before, now["ragcli"], now["llamaindex_same_texts"]
+
+
+@renders("ingest_remote:before_wall")
+def _ir_before_wall(ctx: Ctx) -> str:
+    return inline(ctx, "ingest_remote_before", f"{_ir_before_after(ctx)[0]['wall_s']:.2f} s")
+
+
+@renders("ingest_remote:before_rss")
+def _ir_before_rss(ctx: Ctx) -> str:
+    return inline(ctx, "ingest_remote_before", f"{_ir_before_after(ctx)[0]['peak_rss_mb']:.0f} MB")
+
+
+@renders("ingest_remote:before_requests")
+def _ir_before_requests(ctx: Ctx) -> str:
+    return inline(ctx, "ingest_remote_before", f"{_ir_before_after(ctx)[0]['requests']}")
+
+
+@renders("ingest_remote:before_after_last")
+def _ir_before_after_last(ctx: Ctx) -> str:
+    b = _ir_before_after(ctx)[0]
+    return inline(ctx, "ingest_remote_before", f"{b['after_last_answer_s']:.2f} s")
+
+
+@renders("ingest_remote:after_wall")
+def _ir_after_wall(ctx: Ctx) -> str:
+    return inline(ctx, "ingest_remote", f"{_ir_before_after(ctx)[1]['wall_s']:.2f} s")
+
+
+@renders("ingest_remote:after_rss")
+def _ir_after_rss(ctx: Ctx) -> str:
+    return inline(ctx, "ingest_remote", f"{_ir_before_after(ctx)[1]['peak_rss_mb']:.0f} MB")
+
+
+@renders("ingest_remote:after_requests")
+def _ir_after_requests(ctx: Ctx) -> str:
+    return inline(ctx, "ingest_remote", f"{_ir_before_after(ctx)[1]['requests']}")
+
+
+@renders("ingest_remote:speedup")
+def _ir_speedup(ctx: Ctx) -> str:
+    b, a, _ = _ir_before_after(ctx)
+    return inline(ctx, "ingest_remote", f"{b['wall_s'] / a['wall_s']:.2f}×")
+
+
+@renders("ingest_remote:ratio")
+def _ir_ratio(ctx: Ctx) -> str:
+    _, a, li = _ir_before_after(ctx)
+    return inline(ctx, "ingest_remote", f"{a['wall_s'] / li['embed_s']:.1f}×")
+
+
+@renders("ingest_remote:llamaindex_embed")
+def _ir_llamaindex(ctx: Ctx) -> str:
+    return inline(ctx, "ingest_remote", f"{_ir_before_after(ctx)[2]['embed_s']:.2f} s")
+
+
+@renders("ingest_remote:vector_index")
+def _ir_vector_index(ctx: Ctx) -> str:
+    phases = ctx.load("ingest_remote")["sizes"]["5000"]["ragcli"].get("report_phases") or {}
+    return inline(ctx, "ingest_remote", f"{phases.get('vector_index', float('nan')):.2f} s")
+
+
 @renders("ingest_remote")
 def _ingest_remote(ctx: Ctx) -> str:
     r = ctx.load("ingest_remote")

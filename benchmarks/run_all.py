@@ -67,6 +67,7 @@ STEPS = (
     Step("hybrid", "benchmarks/hybrid.py", 150),
     Step("ingest_remote", "benchmarks/ingest_remote.py", 900),
     Step("chunking", "benchmarks/chunking.py", 150),
+    Step("ingest_local", "benchmarks/ingest_local.py", 600),
     Step("partitions", "benchmarks/partitions.py", 1600),
     Step(
         "local_embedder",
