@@ -1516,6 +1516,47 @@ def _ir_vector_index(ctx: Ctx) -> str:
     return inline(ctx, "ingest_remote", f"{phases.get('vector_index', float('nan')):.2f} s")
 
 
+@renders("chunking")
+def _chunking(ctx: Ctx) -> str:
+    r = ctx.load("chunking")
+    rows = [
+        [
+            x["corpus"],
+            x["tokenizer"],
+            x["path"],
+            f"{x['chunks']:,}",
+            f"{x['wall_s']:.2f} s",
+            f"{x['chunks_per_s']:,.0f}",
+            f"{x['speedup']:.2f}×",
+            "yes" if x["identical"] else "**no**",
+        ]
+        for x in r["rows"]
+    ]
+    head = ["corpus", "tokenizer", "path", "chunks", "wall", "chunks/s", "× old", "same chunks"]
+    return table(head, rows, 3) + "\n\n" + provenance(ctx, "chunking")
+
+
+@renders("ingest_local")
+def _ingest_local(ctx: Ctx) -> str:
+    r = ctx.load("ingest_local")
+    rows = [
+        [
+            f"`{r['setup']['before']}` (before)" if x["code"] == "before" else "this checkout",
+            str(x["round"]),
+            f"{x['wall_s']:.1f} s",
+            f"{x['chunks']:,}",
+            f"{x['chunks_per_s']:.1f}",
+            f"{x['cpu_s']:.0f} s",
+            f"{x['peak_rss_mb']:.0f} MB" if x.get("peak_rss_mb") else "",
+            f"{x['phases']['embed']:.1f} s" if x.get("phases") else "",
+        ]
+        for x in r["rows"]
+    ]
+    head = ["code", "round", "wall", "chunks", "chunks/s", "CPU", "peak RSS", "embed phase"]
+    note = f"Same chunks on both sides (status digest): {'yes' if r['same_chunks'] else '**no**'}."
+    return table(head, rows, 1) + "\n\n" + note + "\n\n" + provenance(ctx, "ingest_local")
+
+
 @renders("ingest_remote")
 def _ingest_remote(ctx: Ctx) -> str:
     r = ctx.load("ingest_remote")

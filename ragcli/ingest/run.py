@@ -285,7 +285,7 @@ async def ingest(
             def gone() -> list[str]:  # once every file was seen: catalogued ones not found
                 return [p for p in states if _under(p, roots) and p not in report.seen]
 
-            await _pipeline(windows, gone, fetch, live, catalog, report, clock, progress)
+            await _pipeline(windows, gone, fetch, _Run(live, catalog, report, clock, progress))
             if not report.new + report.changed + report.unchanged and not report.removed:
                 names = ", ".join(str(p) for p in paths)
                 raise UsageError(f"nothing to ingest: no readable text files in {names}")
@@ -318,15 +318,19 @@ def _live_update(
     return LiveUpdate(catalog, open_store(settings), params, rebuilds, embedder.cache_id, clock)
 
 
+@dataclass
+class _Run:
+    """What every stage of one ingest run writes to."""
+
+    live: LiveUpdate
+    catalog: Catalog
+    report: IngestReport
+    clock: PhaseClock
+    progress: Progress | None
+
+
 async def _pipeline(
-    windows: Iterator[Window],
-    gone: Callable[[], list[str]],
-    fetch: VectorFetcher,
-    live: LiveUpdate,
-    catalog: Catalog,
-    report: IngestReport,
-    clock: PhaseClock,
-    progress: Progress | None,
+    windows: Iterator[Window], gone: Callable[[], list[str]], fetch: VectorFetcher, run: _Run
 ) -> None:
     """Read, chunk, embed and index window by window, overlapped: while one window is being
     indexed, the next one is read and chunked (on a worker thread) and its embedding
@@ -346,45 +350,38 @@ async def _pipeline(
         window = await asyncio.to_thread(next, windows, None)
         if window is None:
             break
-        report.chunks_read += len(window.texts)
-        report.tokens += window.tokens
-        if progress:  # the CLI turns chunks/s into tokens/s with this
-            progress("tokens", report.tokens, report.chunks_read)
+        run.report.chunks_read += len(window.texts)
+        run.report.tokens += window.tokens
+        if run.progress:  # the CLI turns chunks/s into tokens/s with this
+            run.progress("tokens", run.report.tokens, run.report.chunks_read)
         task = asyncio.ensure_future(embed(window))
         if pending is not None:
-            await _write(*pending, (), live, catalog, report, clock, progress)
+            await _write(*pending, (), run)
         pending = (window, task)
     removed = gone()
-    report.removed = len(removed)
+    run.report.removed = len(removed)
     if pending is not None:
-        await _write(*pending, removed, live, catalog, report, clock, progress)
+        await _write(*pending, removed, run)
     elif removed:
-        await live.apply([], None, removed)
-    clock.add("embed", embedding.covered())
+        await run.live.apply([], None, removed)
+    run.clock.add("embed", embedding.covered())
 
 
 async def _write(
-    window: Window,
-    task: asyncio.Task[np.ndarray],
-    removed: Sequence[str],
-    live: LiveUpdate,
-    catalog: Catalog,
-    report: IngestReport,
-    clock: PhaseClock,
-    progress: Progress | None,
+    window: Window, task: asyncio.Task[np.ndarray], removed: Sequence[str], run: _Run
 ) -> None:
     """One window into the catalogue and the index, once its vectors are in."""
     began = time.perf_counter()
     vecs = await task
-    clock.add("embed_wait", time.perf_counter() - began)
+    run.clock.add("embed_wait", time.perf_counter() - began)
     for touch in window.touched:
-        catalog.touch(touch.path, touch.mtime_ns)
+        run.catalog.touch(touch.path, touch.mtime_ns)
     if window.replaced or removed:
-        await live.apply(window.replaced, vecs, removed)
-    report.windows += 1
-    report.chunks_indexed += len(vecs)
-    if progress:
-        progress("index", report.chunks_indexed, report.chunks_read)
+        await run.live.apply(window.replaced, vecs, removed)
+    run.report.windows += 1
+    run.report.chunks_indexed += len(vecs)
+    if run.progress:
+        run.progress("index", run.report.chunks_indexed, run.report.chunks_read)
 
 
 def _embed_progress(
