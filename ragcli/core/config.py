@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from ragcli.core.errors import ConfigError
 from ragcli.core.registry import EMBEDDERS, GENERATORS, one_of
-from ragcli.core.urls import check_redis_url, parse_chroma_url
+from ragcli.core.urls import ChromaAccess, check_redis_url, parse_chroma_url
 
 CONFIG_FILE_NAME = "ragcli.toml"
 # The closed sets of values a string setting takes; validation reads them (`_CHOICES`).
@@ -18,6 +18,8 @@ RetrievalMode = Literal["dense", "lexical", "hybrid"]
 SearchMethod = Literal["hnsw", "exact"]  # HNSW (approximate) or exact (brute-force) vectors
 PromptLayout = Literal["auto", "prefix", "ranked"]
 CacheName = Literal["embedding", "retrieval", "answer"]
+# `Authorization: Bearer TOKEN`, or the token as is in `X-Chroma-Token` (core/urls.py)
+ChromaTokenHeader = Literal["Authorization", "X-Chroma-Token"]
 DaemonMode = Literal["on", "off"]  # `ask` through the data directory's warm daemon, or never
 CACHE_NAMES: frozenset[str] = frozenset(get_args(CacheName))
 
@@ -83,6 +85,14 @@ class Settings:
     # Shared backends for several replicas (docs/deployment.md): a Chroma server instead of the
     # data dir's embedded index, and Redis instead of the data dir's SQLite caches.
     chroma_url: str = field(default="", metadata={"env": ("RAGCLI_CHROMA_URL",)})
+    # A Chroma server behind an authenticating proxy (`chroma run` checks no one): the token
+    # (config or environment only, never a flag: a command line is visible in `ps`), the header
+    # it travels in, and for https:// with a private CA, that CA's PEM file ("": the default).
+    chroma_token: str = field(default="", repr=False, metadata={"env": ("RAGCLI_CHROMA_TOKEN",)})
+    chroma_token_header: ChromaTokenHeader = field(
+        default="Authorization", metadata={"env": ("RAGCLI_CHROMA_TOKEN_HEADER",)}
+    )
+    chroma_ca_file: str = field(default="", metadata={"env": ("RAGCLI_CHROMA_CA_FILE",)})
     redis_url: str = field(default="", metadata={"env": ("RAGCLI_REDIS_URL",)})
     no_cache: str = field(default="", metadata={"env": ("RAGCLI_NO_CACHE",)})
     answer_ttl: int = field(default=7 * 24 * 3600, metadata={"env": ("RAGCLI_ANSWER_TTL",)})
@@ -101,6 +111,15 @@ class Settings:
         """The caches in use: all three unless switched off with `no_cache`."""
         off = {c.strip() for c in self.no_cache.split(",") if c.strip()}
         return frozenset() if "all" in off else CACHE_NAMES - off
+
+    @property
+    def chroma(self) -> ChromaAccess | None:
+        """The Chroma server of `chroma_url` and how to authenticate to it; None: embedded."""
+        if not self.chroma_url:
+            return None
+        return ChromaAccess(
+            self.chroma_url, self.chroma_token, self.chroma_token_header, self.chroma_ca_file
+        )
 
     def idle_seconds(self, ci: bool) -> float:
         """Seconds the daemon waits for a request before it exits."""
@@ -174,12 +193,24 @@ class Settings:
                 "semantic_threshold must be 0 (off) or a cosine below 1, "
                 f"got {self.semantic_threshold}"
             )
-        if self.chroma_url:
-            parse_chroma_url(self.chroma_url)
+        self._check_chroma()
         if self.redis_url:
             check_redis_url(self.redis_url)
         if self.answer_ttl < 0:
             raise ConfigError(f"answer_ttl must be 0 or more seconds, got {self.answer_ttl}")
+
+    def _check_chroma(self) -> None:
+        """The Chroma server's URL, token (never echoed) and CA file."""
+        if self.chroma_url:
+            parse_chroma_url(self.chroma_url)
+        self._check_choice("chroma_token_header")
+        if self.chroma_token and not all(33 <= ord(c) < 127 for c in self.chroma_token):
+            raise ConfigError(
+                "chroma_token must be printable ASCII without spaces or line breaks "
+                "(it travels in an HTTP header)"
+            )
+        if self.chroma_ca_file:
+            check_ca_file(self.chroma_ca_file)
 
     def _check_pipeline(self) -> None:
         """How a question is answered: retrieval, the generator, the embedder (registries)."""
@@ -263,7 +294,23 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
             raise ValueError
         return str(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{origin}: {name} has an invalid value {raw!r}") from None
+        shown = repr(raw) if _FIELDS[name].repr else "(not shown: a secret)"
+        raise ConfigError(f"{origin}: {name} has an invalid value {shown}") from None
+
+
+def check_ca_file(path: str) -> None:
+    """A CA file TLS can load (PEM certificates), else one ConfigError line."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except FileNotFoundError:
+        raise ConfigError(f"chroma_ca_file {path}: no such file") from None
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise ConfigError(
+            f"chroma_ca_file {path}: not a PEM CA file TLS can load ({why})"
+        ) from None
 
 
 def find_config_file(
@@ -327,4 +374,7 @@ def load_settings(
     for name, raw in (overrides or {}).items():
         if raw is not None:
             values[name] = _coerce(name, raw, f"--{name.replace('_', '-')}")
+    if values.get("chroma_ca_file"):  # a path as given, from the process's directory
+        base = Path.cwd() if cwd is None else cwd
+        values["chroma_ca_file"] = str(base / os.path.expanduser(values["chroma_ca_file"]))
     return replace(Settings(), **values).validate()
