@@ -17,6 +17,7 @@ from ragcli.index.store import Store, apply_ef_search
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ragcli.core.urls import ChromaAccess
     from ragcli.index.catalog import Catalog
 
 RESTORE_FILE = "eval-restore.json"
@@ -24,18 +25,19 @@ RESTORE_FILE = "eval-restore.json"
 
 @contextlib.contextmanager
 def ef_search_control(
-    data_dir: Path, catalog: Catalog, chroma_url: str = ""
+    data_dir: Path, catalog: Catalog, chroma: ChromaAccess | None = None
 ) -> Iterator[Callable[[int], None]]:
     """Yields set(ef): puts ef_search on every collection of the index, for fresh pipelines
     to load. Restores the recorded value on the way out (or at the next eval after a crash).
-    The index is the data dir's embedded one, or on the Chroma server at `chroma_url`."""
+    The index is the data dir's embedded one, or on the Chroma server `chroma` (settings.chroma:
+    its URL, token and CA file)."""
     info = indexing.current(catalog)
     assert info is not None
     restore_file = data_dir / RESTORE_FILE
     state = {"ef": info.params.ef_search}
 
     def apply(ef: int, collections: Sequence[str]) -> None:
-        store = Store(url=chroma_url) if chroma_url else Store(DataDir(data_dir).chroma)
+        store = Store(url=chroma) if chroma else Store(DataDir(data_dir).chroma)
         apply_ef_search(store, collections, ef)
 
     if restore_file.is_file():  # a previous eval died before restoring

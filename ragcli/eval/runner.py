@@ -244,7 +244,7 @@ async def evaluate(
         )
         configs = configurations(base, sweeps)
         run = _Run(rset, judged, repeats, cuts(max(c.k for c in configs), minimums))
-        with ef_search_control(settings.data_dir, catalog, settings.chroma_url) as set_ef:
+        with ef_search_control(settings.data_dir, catalog, settings.chroma) as set_ef:
             results = await _run_all(settings, base, configs, run, set_ef, embedder)
     finally:
         catalog.close()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragcli.core.errors import RagcliError
 from ragcli.core.native import native_import
-from ragcli.core.urls import parse_chroma_url
+from ragcli.core.urls import ChromaAccess
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,23 +56,36 @@ class Hit:
     score: float  # cosine similarity, 1.0 = same direction
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """A transport failure (refused, reset, timed out), as opposed to a Chroma error."""
+def _transport_failure(exc: BaseException) -> BaseException | None:
+    """The transport failure (refused, reset, timed out, a certificate that did not check)
+    behind `exc`, which chromadb may have rewrapped as another error; None for a Chroma
+    error."""
     import httpx
 
-    return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError)
+    seen: BaseException | None = exc
+    for _ in range(5):  # chromadb wraps once or twice; never loop on a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, httpx.TransportError | ConnectionError | TimeoutError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _guarded(method: Callable[..., T]) -> Callable[..., T]:
-    """Turn a Chroma server that went away mid-operation into one clear line."""
+    """Turn a Chroma server that went away, or that refuses our token, mid-operation into one
+    clear line."""
 
     @functools.wraps(method)
     def call(self: Store, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
+        except StoreError:
+            raise
         except Exception as exc:
-            if self.url and _unreachable(exc):
-                raise StoreError(f"lost the Chroma server at {self.url}: {exc}") from None
+            failure = self._server_failure(exc)
+            if failure is not None:
+                raise failure from None
             raise
 
     return call
@@ -106,8 +119,8 @@ def apply_ef_search(store: Store, collections: Sequence[str], ef_search: int) ->
 
 def open_store(settings: Settings) -> Store:
     """The store the settings name: the Chroma server at `chroma_url`, else the data dir's."""
-    if settings.chroma_url:
-        return Store(url=settings.chroma_url)
+    if settings.chroma is not None:
+        return Store(url=settings.chroma)
     from ragcli.core.datadir import DataDir
 
     return Store(DataDir(settings.data_dir).chroma)
@@ -116,11 +129,13 @@ def open_store(settings: Settings) -> Store:
 class Store:
     """ragcli's collections in one Chroma database: a directory (embedded) or a server."""
 
-    def __init__(self, path: Path | None = None, *, url: str = "") -> None:
+    def __init__(self, path: Path | None = None, *, url: str | ChromaAccess = "") -> None:
         if (path is None) == (not url):
             raise ValueError("a Store needs a path or a url, not both")
         self.path = path
-        self.url = url
+        # A server: its URL and how to authenticate (a bare URL: no token, default trust).
+        self.access = ChromaAccess(url) if isinstance(url, str) and url else url or None
+        self.url = self.access.url if self.access else ""
         self._client: Any = None
         self._collections: dict[str, Any] = {}
         # Calls of `query` so far: what shows that a batch of questions searched together.
@@ -147,21 +162,56 @@ class Store:
         # Chroma logs a warning for every query asking for more results than exist.
         logging.getLogger("chromadb").setLevel(logging.ERROR)
         settings = Settings(anonymized_telemetry=False)
-        if self.url:
-            host, port, ssl = parse_chroma_url(self.url)
-            try:  # the constructor checks the server's heartbeat
-                return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
-            except Exception as exc:
-                raise StoreError(
-                    f"cannot reach the Chroma server at {self.url} "
-                    f"(start one with `chroma run --path DIR --port {port}`): {exc}"
-                ) from None
+        if self.access is not None:
+            return self._connect_server(chromadb.HttpClient, settings)
         assert self.path is not None
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(self.path), settings=settings)
         except Exception as exc:  # chromadb raises many types; all mean the same here
             raise StoreError(f"cannot open the index at {self.path}: {exc}") from None
+
+    def _connect_server(self, http_client: Callable[..., Any], settings: Any) -> Any:
+        """A client of the server at `access`: its token header on every request, https
+        checked against the CA file (else httpx's default trust)."""
+        from ragcli.index.chroma_http import explain, refusal, ssl_context, warn_cleartext
+
+        access = self.access
+        assert access is not None
+        host, port, ssl = access.address
+        if ssl and access.ca_file:
+            # An SSLContext, as httpx wants it (a path string is deprecated there); chromadb's
+            # Settings declare bool | str but pass the value to httpx as is.
+            settings.chroma_server_ssl_verify = ssl_context(access.ca_file)
+        warn_cleartext(access)
+        try:  # the constructor asks the server who we are (our token) and checks its tenant
+            return http_client(
+                host=host, port=port, ssl=ssl, headers=access.headers(), settings=settings
+            )
+        except Exception as exc:
+            transport = _transport_failure(exc)
+            refused = None if transport else refusal(access)
+            if refused:
+                raise StoreError(refused) from None
+            start = "" if ssl else f" (start one with `chroma run --path DIR --port {port}`)"
+            detail = access.redact(explain(transport or exc))
+            raise StoreError(
+                f"cannot reach the Chroma server at {self.url}{start}: {detail}"
+            ) from None
+
+    def _server_failure(self, exc: BaseException) -> StoreError | None:
+        """For a server: the one line a failed call becomes (the server went away, or it, or
+        its proxy, refuses our token); None for any other error, or the embedded store."""
+        if self.access is None:
+            return None
+        from ragcli.index.chroma_http import explain, refusal
+
+        transport = _transport_failure(exc)
+        if transport is not None:
+            detail = self.access.redact(explain(transport))
+            return StoreError(f"lost the Chroma server at {self.url}: {detail}")
+        refused = refusal(self.access)
+        return StoreError(refused) if refused else None
 
     def _get(self, name: str) -> Any:
         coll = self._collections.get(name)
@@ -170,8 +220,9 @@ class Store:
             try:
                 coll = client.get_collection(name, embedding_function=None)
             except Exception as exc:
-                if self.url and _unreachable(exc):
-                    raise
+                failure = self._server_failure(exc)
+                if failure is not None:
+                    raise failure from None
                 raise StoreError(
                     f"index collection {name!r} is missing: run `ragcli index --rebuild`"
                 ) from None

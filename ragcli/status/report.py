@@ -17,33 +17,38 @@ from ragcli.index.chroma_files import collection_names
 
 if TYPE_CHECKING:
     from ragcli.core.config import Settings
+    from ragcli.core.urls import ChromaAccess
 
 EMPTY_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of b""
 # status's name of each cache → the caches' own name for it
 _CACHES = {"embeddings": "embedding", "retrievals": "retrieval", "answers": "answer"}
 
 
-def _server_problem(url: str, info: indexing.IndexInfo) -> str | None:
-    """The index on a Chroma server: reachable, and holding every collection of the index."""
-    from ragcli.index.chroma_http import missing_collections
+def _server_problem(server: ChromaAccess, info: indexing.IndexInfo) -> str | None:
+    """The index on a Chroma server: reachable, taking our token, and holding every
+    collection of the index."""
+    from ragcli.index.chroma_http import TokenRefused, explain, missing_collections
 
+    url = server.url
     try:
-        missing = missing_collections(url, info.collections())
+        lacking = missing_collections(server, info.collections())
+    except TokenRefused as exc:
+        return str(exc)
     except (OSError, ValueError) as exc:
-        return f"cannot reach the Chroma server at {url}: {exc}"
-    if missing:
+        return f"cannot reach the Chroma server at {url}: {server.redact(explain(exc))}"
+    if lacking:
         return (
-            f"the Chroma server at {url} lacks {len(missing)} of this index's collections: "
+            f"the Chroma server at {url} lacks {len(lacking)} of this index's collections: "
             "run `ragcli index --rebuild`"
         )
     return None
 
 
 def _index_problem(
-    dirs: DataDir, info: indexing.IndexInfo, catalog: Catalog, chroma_url: str = ""
+    dirs: DataDir, info: indexing.IndexInfo, catalog: Catalog, server: ChromaAccess | None = None
 ) -> str | None:
-    if chroma_url:
-        problem = _server_problem(chroma_url, info)
+    if server is not None:
+        problem = _server_problem(server, info)
         if problem:
             return problem
     else:
@@ -125,7 +130,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         out["digest"] = catalog.digest()
         info = indexing.current(catalog)
         if info:
-            problem = _index_problem(dirs, info, catalog, settings.chroma_url)
+            problem = _index_problem(dirs, info, catalog, settings.chroma)
             out["index"] = {
                 "name": info.name,
                 "params": dataclasses.asdict(info.params),
