@@ -15,68 +15,108 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
+from ragcli.core.errors import RagcliError
 from ragcli.retrieval.answer import Answer, collect, span_dicts
 from ragcli.retrieval.events import Query
+from ragcli.serve.guard import API_KEY
+from ragcli.serve.keys import ApiKey
 from ragcli.serve.requests import (
     Refused,
     admit,
     bounded,
     chat_question,
+    error,
     parse,
     retrieve_question,
 )
 from ragcli.serve.service import Service
 from ragcli.serve.sse import Completion, chat_stream, ragcli_info
+from ragcli.serve.tenancy import PartitionNotAllowed, restrict
 
 CHAT = "/v1/chat/completions"
 RETRIEVE = "/v1/retrieve"
 
 
+def api_key(request: Request) -> ApiKey | None:
+    """The request's API key, as the Guard found it (None: serve without keys, the daemon)."""
+    key: ApiKey | None = request.scope.get(API_KEY)
+    return key
+
+
+def key_labels(request: Request) -> dict[str, str]:
+    """The `key` label of the request's metrics: the key's name, when keys are on."""
+    key = api_key(request)
+    return {"key": key.name} if key is not None else {}
+
+
 class Handlers:
-    """The routes' handlers; every answered chat or retrieve request is counted by status."""
+    """The routes' handlers; every answered chat or retrieve request is counted by status
+    (and by API key name, when keys are on)."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def respond(self, endpoint: str, response: Response) -> Response:
-        self.service.metrics.inc(
-            "ragcli_requests_total", endpoint=endpoint, status=str(response.status_code)
-        )
+    def respond(self, endpoint: str, response: Response, request: Request) -> Response:
+        labels = {"endpoint": endpoint, "status": str(response.status_code)}
+        self.service.metrics.add("ragcli_requests_total", {**labels, **key_labels(request)})
         return response
+
+    async def scoped(self, request: Request, query: Query) -> Query | None:
+        """`query` within the partitions of the request's key (tenancy.py); 403 for a
+        partition outside them. None: the key's scope holds no partition of the index."""
+        key = api_key(request)
+        if key is None or key.partitions is None:
+            return query
+        try:
+            known = await self.service.known_partitions()
+            return restrict(query, key.partitions, known)
+        except PartitionNotAllowed as exc:
+            message = f"this API key may not search partition {exc.partition!r}"
+            raise Refused(
+                error(403, message, "permission_error", code="partition_not_allowed")
+            ) from None
+        except RagcliError as exc:
+            raise Refused(error(503, str(exc), "not_ready")) from None
 
     async def chat(self, request: Request) -> Response:
         service = self.service
         try:
-            body, query = await parse(request, chat_question)
+            body, asked = await parse(request, chat_question)
+            query = await self.scoped(request, asked)
             model = str(body.get("model") or service.pipeline.generator.name)
             completion = Completion(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), model)
             if body.get("stream"):
                 admit(service)  # released, and counted, when the stream ends
                 return StreamingResponse(
-                    chat_stream(service, query, completion, CHAT),
+                    chat_stream(service, query, completion, CHAT, key_labels(request)),
                     media_type="text/event-stream",
                     headers={"Cache-Control": "no-cache"},
                 )
             answer = await bounded(service, lambda: self._answer(query))
         except Refused as refused:
-            return self.respond(CHAT, refused.response)
-        return self.respond(CHAT, JSONResponse(completion_body(completion, answer)))
+            return self.respond(CHAT, refused.response, request)
+        return self.respond(CHAT, JSONResponse(completion_body(completion, answer)), request)
 
-    async def _answer(self, query: Query) -> Answer:
+    async def _answer(self, query: Query | None) -> Answer:
         """One whole answer; its spans, TTFT and cache counts recorded once it is done."""
         before = self.service.pipeline.counters()
-        answer = await collect(self.service.pipeline.ask(query))
+        answer = await collect(self.service.ask(query))
         self.service.record(answer.spans, answer.done, before)
         return answer
 
     async def retrieve(self, request: Request) -> Response:
         service = self.service
         try:
-            _, query = await parse(request, retrieve_question)
+            _, asked = await parse(request, retrieve_question)
+            query = await self.scoped(request, asked)
             before = service.pipeline.counters()
-            ranked, spans = await bounded(service, lambda: service.pipeline.retrieve(query))
+            ranked, spans = (
+                await bounded(service, lambda: service.pipeline.retrieve(query))
+                if query is not None
+                else ([], [])
+            )
         except Refused as refused:
-            return self.respond(RETRIEVE, refused.response)
+            return self.respond(RETRIEVE, refused.response, request)
         service.record(spans, None, before)
         data = [
             {
@@ -93,7 +133,7 @@ class Handlers:
         ]
         ragcli = {"spans": span_dicts(spans, attrs=False)}
         return self.respond(
-            RETRIEVE, JSONResponse({"object": "list", "data": data, "ragcli": ragcli})
+            RETRIEVE, JSONResponse({"object": "list", "data": data, "ragcli": ragcli}), request
         )
 
     async def healthz(self, request: Request) -> Response:

@@ -64,6 +64,10 @@ class Registry:
         self._help[name] = (kind, text)
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        self.add(name, labels, value)
+
+    def add(self, name: str, labels: dict[str, str], value: float = 1.0) -> None:
+        """`inc` with the labels as a dict."""
         key = tuple(sorted(labels.items()))
         series = self._counters[name]
         series[key] = series.get(key, 0.0) + value

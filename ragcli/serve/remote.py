@@ -4,6 +4,10 @@ directory's daemon through its socket (`--server unix:/path/daemon.sock`, or a p
 
 It speaks the server's OpenAI-compatible SSE with the standard library, so a script pays
 neither a model load, nor an index open, nor a heavy import per question.
+
+A server with API keys (`serve --api-key-file`) gets `Authorization: Bearer $RAGCLI_API_KEY`
+(over http(s) only; never OPENAI_API_KEY, which is a provider's key and would leak to the
+server). A refusal (401, 403, 413, 429…) is one line with the server's own message.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ragcli.core.errors import ProviderError, UsageError
+from ragcli.core.errors import ProviderError, RagcliError, UsageError
 from ragcli.core.unix_http import UNIX_PREFIX, unix_path
 from ragcli.retrieval.events import Query
 
@@ -22,6 +26,33 @@ if TYPE_CHECKING:
     import http.client
 
 UNIX_CONNECT_TIMEOUT = 5.0  # a socket someone named: wait for it as for a TCP connect
+API_KEY_ENV = "RAGCLI_API_KEY"
+
+
+def request_headers(url: str) -> dict[str, str]:
+    """The headers of a request to `url`: JSON, SSE, and the API key of RAGCLI_API_KEY (to an
+    http(s) server only: the daemon's socket needs none)."""
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if key and not url.startswith(UNIX_PREFIX):
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def refusal(url: str, status: int, payload: bytes, retry_after: str | None) -> RagcliError:
+    """The one-line error of a response other than 200: the server's message, a hint for a
+    missing or wrong API key; a request the client must change is a usage error (exit 2)."""
+    try:
+        message = str(json.loads(payload)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = f"HTTP {status}"
+    if status == 401:
+        have = bool(os.environ.get(API_KEY_ENV, "").strip())
+        message += f" ({'check' if have else 'set'} {API_KEY_ENV})"
+    elif status == 429 and retry_after and "retry" not in message:
+        message += f" (retry after {retry_after} s)"
+    error = UsageError if status in (400, 401, 403, 404, 413) else ProviderError
+    return error(f"ragcli server at {url}: HTTP {status}: {message}")
 
 
 def socket_path(server: str) -> str | None:
@@ -87,16 +118,12 @@ def ask_remote(server: str, query: Query, on_token: Callable[[str], None]) -> di
             "POST",
             f"{prefix}/chat/completions",
             json.dumps(body).encode(),
-            {"Content-Type": "application/json", "Accept": "text/event-stream"},
+            request_headers(url),
         )
         response = conn.getresponse()
         if response.status != 200:
-            try:
-                message = json.loads(response.read())["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = f"HTTP {response.status}"
-            error = UsageError if response.status == 400 else ProviderError
-            raise error(f"ragcli server at {url}: {message}")
+            payload = response.read()
+            raise refusal(url, response.status, payload, response.getheader("Retry-After"))
         for raw in response:
             line = raw.decode("utf-8").rstrip("\r\n")
             if not line.startswith("data: ") or line == "data: [DONE]":

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ragcli.core.errors import RagcliError, UsageError
 from ragcli.retrieval.events import Query
+from ragcli.serve.guard import openai_error
 
 if TYPE_CHECKING:
     from ragcli.serve.service import Service
@@ -19,10 +20,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def error(status: int, message: str, type_: str, headers: dict[str, str] | None = None) -> Response:
+def error(
+    status: int,
+    message: str,
+    type_: str,
+    headers: dict[str, str] | None = None,
+    code: str | None = None,
+) -> Response:
     """An error response in the OpenAI shape: {"error": {message, type, param, code}}."""
-    body = {"error": {"message": message, "type": type_, "param": None, "code": None}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return openai_error(status, message, type_, code, headers)
 
 
 class Refused(Exception):
@@ -74,6 +80,8 @@ def query_of(body: dict[str, Any], question: str) -> Query:
     parts = body.get("partition") or body.get("partitions") or ()
     if isinstance(parts, str):
         parts = (parts,)
+    if not isinstance(parts, list | tuple) or not all(isinstance(p, str) for p in parts):
+        raise UsageError("partition must be a string or a list of strings")
     k = body.get("k")
     if k is not None and (not isinstance(k, int) or k < 1):
         raise UsageError("k must be a positive integer")

@@ -15,6 +15,10 @@ Endpoints
                              provider errors
 Over `max_concurrency` requests in flight, it answers 503 with Retry-After at once; a request
 running longer than `request_timeout` ends with 504 (or, mid-stream, a final error event).
+
+With a `Guard` (guard.py: `serve --api-key-file`, RAGCLI_SERVE_API_KEYS, --rate-limit,
+--max-body), every request but /healthz needs an API key, each key searches only its
+partitions (tenancy.py), and bodies over the limit get 413 before they are parsed.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
+from ragcli.serve.guard import Guard, GuardMiddleware
 from ragcli.serve.handlers import CHAT, RETRIEVE, Handlers
 from ragcli.serve.service import Service
 
@@ -35,11 +41,18 @@ if TYPE_CHECKING:
 
 
 def create_app(
-    settings: Settings, max_concurrency: int = 64, request_timeout: float = 120.0
+    settings: Settings,
+    max_concurrency: int = 64,
+    request_timeout: float = 120.0,
+    guard: Guard | None = None,
 ) -> Starlette:
     """The Starlette app: the routes over one warm `Service` (in `app.state.service`), warmed
-    at start-up and closed at shutdown."""
-    return build_app(Service(settings, max_concurrency, request_timeout))
+    at start-up and closed at shutdown; behind `guard` when given."""
+    service = Service(settings, max_concurrency, request_timeout)
+    middleware = (
+        [Middleware(GuardMiddleware, guard=guard, metrics=service.metrics)] if guard else []
+    )
+    return build_app(service, middleware=middleware)
 
 
 def build_app(
@@ -48,6 +61,7 @@ def build_app(
     warm_first: bool = True,
     on_start: Callable[[], Awaitable[None]] | None = None,
     on_stop: Callable[[], None] | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     """`serve`'s routes over `service`, plus `extra` ones (the daemon's). `warm_first`: load
     everything before accepting requests; else accept at once while the loads run (the first
@@ -81,6 +95,7 @@ def build_app(
             *extra,
         ],
         lifespan=lifespan,
+        middleware=list(middleware),
     )
     app.state.service = service
     return app
@@ -93,11 +108,13 @@ def run(
     max_concurrency: int,
     request_timeout: float,
     ready: Any = None,
+    guard: Guard | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests get up to 30 s to finish."""
+    """Serve until SIGINT/SIGTERM; in-flight requests get up to 30 s to finish. `ready(server,
+    service)` runs once it listens."""
     import uvicorn
 
-    app = create_app(settings, max_concurrency, request_timeout)
+    app = create_app(settings, max_concurrency, request_timeout, guard)
     config = uvicorn.Config(
         app,
         host=host,
@@ -112,7 +129,7 @@ def run(
 
         async def startup(sockets: Any = None) -> None:
             await original(sockets)
-            ready(server)
+            ready(server, app.state.service)
 
         server.startup = startup  # type: ignore[method-assign]
     server.run()

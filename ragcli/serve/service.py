@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from ragcli.retrieval.events import DoneEvent, Span
+from ragcli.retrieval.events import DoneEvent, Event, Query, SourcesEvent, Span, TokenEvent
 from ragcli.retrieval.pipeline import Pipeline
 from ragcli.serve.prometheus import Registry
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from ragcli.core.config import Settings
 
 Counters = dict[str, dict[str, int]]
+NO_SOURCES = "No ingested text matches this question."  # as the pipeline says it
 
 
 class Service:
@@ -30,6 +32,7 @@ class Service:
         self.started = time.time()
         self.last_active = time.monotonic()  # a request admitted or ended (the daemon's idle)
         self.warm_spans: list[Span] = []
+        self._partitions: tuple[int, set[str]] | None = None
         m = self.metrics
         m.describe("ragcli_requests_total", "counter", "HTTP requests by endpoint and status.")
         m.describe("ragcli_stage_seconds", "histogram", "Pipeline stage durations.")
@@ -46,6 +49,29 @@ class Service:
 
     def close(self) -> None:
         self.pipeline.close()
+
+    async def known_partitions(self) -> set[str]:
+        """The partitions the index holds now, read once per catalogue version."""
+        if self.pipeline.catalog is None:
+            await self.pipeline.open()
+        catalog = self.pipeline.catalog
+        assert catalog is not None
+        version = catalog.version
+        if self._partitions is None or self._partitions[0] != version:
+            self._partitions = (version, catalog.partition_names())
+        return self._partitions[1]
+
+    async def ask(self, query: Query | None) -> AsyncIterator[Event]:
+        """The pipeline's answer to `query`; None (a scope of no partition the index holds)
+        is answered from no sources, without searching."""
+        if query is not None:
+            async for event in self.pipeline.ask(query):
+                yield event
+            return
+        now = time.perf_counter_ns()
+        yield SourcesEvent([], None)
+        yield TokenEvent(NO_SOURCES)
+        yield DoneEvent(NO_SOURCES, self.pipeline.generator.name, now, now, now, 1)
 
     def admit(self) -> bool:
         if self.in_flight >= self.max_concurrency:

@@ -50,16 +50,21 @@ def ragcli_info(answer: Answer) -> dict[str, Any]:
 
 
 async def chat_stream(
-    service: Service, query: Query, completion: Completion, endpoint: str
+    service: Service,
+    query: Query | None,
+    completion: Completion,
+    endpoint: str,
+    labels: dict[str, str] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE body of a streamed answer; the caller admitted it, this releases it."""
+    """The SSE body of a streamed answer (`service.ask`: None answers from no sources); the
+    caller admitted it, this releases it. `labels`: more labels of its request count."""
     answer = Answer()
     before = service.pipeline.counters()
     status = "200"
     try:
         yield completion.chunk({"role": "assistant", "content": ""})
         async with asyncio.timeout(service.request_timeout):
-            async for text in stream_tokens(service.pipeline.ask(query), answer):
+            async for text in stream_tokens(service.ask(query), answer):
                 yield completion.chunk({"content": text})
         yield completion.chunk(
             {}, "stop", sources=answer.source_dicts(), ragcli=ragcli_info(answer)
@@ -75,5 +80,7 @@ async def chat_stream(
     finally:
         service.release()
         service.record(answer.spans, answer.done, before)
-        service.metrics.inc("ragcli_requests_total", endpoint=endpoint, status=status)
+        service.metrics.add(
+            "ragcli_requests_total", {"endpoint": endpoint, "status": status, **(labels or {})}
+        )
     yield b"data: [DONE]\n\n"
