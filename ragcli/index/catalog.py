@@ -93,12 +93,30 @@ def _m004_explicit_lexical_inserts(db: sqlite_utils.Database) -> None:
     db.execute("DROP TRIGGER IF EXISTS chunks_fts_ai")
 
 
+def _m005_missing_mark(db: sqlite_utils.Database) -> None:
+    """`documents.missing`: 1 while the document's file is gone from disk (set by `ingest` and
+    `prune`, which stat the files; never at query time: a `serve` replica may not have them).
+    Retrieval leaves such documents out until `prune` removes them or their file is back. A
+    partial index keeps "which are missing" a lookup of the few marked rows."""
+    db.executescript(
+        """
+        ALTER TABLE documents ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX documents_missing ON documents(path) WHERE missing = 1;
+        """
+    )
+
+
 MIGRATIONS = [
     _m001_initial,
     _m002_lexical_index,
     _m003_partition_index,
     _m004_explicit_lexical_inserts,
+    _m005_missing_mark,
 ]
+_DOCUMENT_COLUMNS = (
+    "path, source, relpath, partition, title, date, date_ts, mtime_ns, size, content_hash, "
+    "n_chunks, ingested_at"
+)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _BATCH = 500  # ids per SELECT … IN (…)
 
@@ -131,6 +149,9 @@ class LexicalFilter:
     partitions: tuple[str, ...] = ()
     since_ts: int | None = None
     sources: tuple[str, ...] = ()
+    # Leave out chunks of documents marked missing on disk: set by the search itself when the
+    # catalogue marks any (catalog_lexical.py), so a query costs nothing more when none is.
+    skip_missing: bool = False
 
 
 # English function words dropped from lexical queries: OR-ing them made BM25 score most of the
@@ -238,6 +259,7 @@ class Catalog:
         """What `apply` would change, without changing it: ((id, text) added, ids deleted)."""
         added: list[tuple[str, str]] = []
         deleted: list[str] = []
+        kept: set[str] = set()  # ids the window's documents hold after it
         for path in removed:
             deleted += sorted(self._ids_of(path))
         for doc, chunks in replaced:
@@ -245,7 +267,11 @@ class Catalog:
             rows = self.chunk_rows(doc, chunks)
             added += [(r[0], r[3]) for r in rows if r[0] not in old]
             deleted += sorted(old - {r[0] for r in rows})
-        return added, deleted
+            kept.update(r[0] for r in rows)
+        # A document removed while another takes over its chunk ids (a folder of the same name
+        # ingested from a new place, the old place pruned in the same window) must not take
+        # them out of the index: they are the new document's now.
+        return added, [cid for cid in deleted if cid not in kept]
 
     def apply(
         self,
@@ -305,8 +331,9 @@ class Catalog:
             rows = self.chunk_rows(doc, chunks)
             changed |= old != {r[0] for r in rows}
             c.execute("DELETE FROM chunks WHERE doc_path = ?", (path,))
-            c.execute(
-                "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            c.execute(  # a replaced row is present again: `missing` takes its default, 0
+                f"INSERT OR REPLACE INTO documents ({_DOCUMENT_COLUMNS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     path,
                     doc.ref.source,
@@ -356,15 +383,20 @@ class Catalog:
         return [(path, source) for path, source in self._in_batches(sql, sources)]
 
     def known_ids(self, ids: set[str]) -> set[str]:
-        """The subset of `ids` that are chunks of the catalogue."""
-        sql = "SELECT id FROM chunks WHERE id IN ({marks})"
+        """The subset of `ids` that retrieval may return: chunks of the catalogue whose
+        document is not marked missing on disk."""
+        sql = (
+            "SELECT c.id FROM chunks c JOIN documents d ON d.path = c.doc_path "
+            "WHERE c.id IN ({marks}) AND d.missing = 0"
+        )
         return {r[0] for r in self._in_batches(sql, sorted(ids))}
 
-    def chunk_partitions(self, ids: Sequence[str]) -> dict[str, str]:
-        """The partition of each chunk id the catalogue knows."""
+    def chunk_partitions(self, ids: Sequence[str], retrievable: bool = False) -> dict[str, str]:
+        """The partition of each chunk id the catalogue knows (with `retrievable`, only of
+        those whose document is not marked missing on disk)."""
         rows = self._in_batches(
             "SELECT c.id, d.partition FROM chunks c JOIN documents d ON d.path = c.doc_path"
-            " WHERE c.id IN ({marks})",
+            " WHERE c.id IN ({marks})" + (" AND d.missing = 0" if retrievable else ""),
             ids,
         )
         return {cid: partition for cid, partition in rows}
@@ -424,6 +456,48 @@ class Catalog:
             "ON c.doc_path = d.path GROUP BY d.partition ORDER BY d.partition"
         )
         return dict(rows.fetchall())
+
+    # -- documents missing on disk --------------------------------------------------------
+    def document_marks(self) -> list[tuple[str, bool]]:
+        """(path, marked missing) of every document, in path order."""
+        rows = self.conn.execute("SELECT path, missing FROM documents ORDER BY path")
+        return [(path, bool(missing)) for path, missing in rows]
+
+    def missing_documents(self) -> list[str]:
+        """The paths of the documents marked missing on disk (the partial index's rows)."""
+        rows = self.conn.execute("SELECT path FROM documents WHERE missing = 1 ORDER BY path")
+        return [r[0] for r in rows]
+
+    def missing_chunks(self) -> dict[str, int]:
+        """Chunks of documents marked missing, per partition (empty when none is): what
+        retrieval must skip in the index, which still holds them until `prune`."""
+        rows = self.conn.execute(
+            "SELECT d.partition, count(c.id) FROM documents d JOIN chunks c "
+            "ON c.doc_path = d.path WHERE d.missing = 1 GROUP BY d.partition"
+        )
+        return {partition: n for partition, n in rows if n}
+
+    def mark_missing(self, missing: Sequence[str], back: Sequence[str]) -> bool:
+        """Mark documents missing on disk, and unmark those whose file is back, in one
+        transaction. If a mark changed, the version moves on (retrieval and answer caches key
+        on it) and so does the index's, if it was current: marks change what retrieval
+        returns, not what the index holds. Returns whether a mark changed."""
+        changed = 0
+        with transaction(self.conn) as c:
+            for value, paths in ((1, missing), (0, back)):
+                for i in range(0, len(paths), _BATCH):
+                    part = list(paths[i : i + _BATCH])
+                    changed += c.execute(
+                        f"UPDATE documents SET missing = ? WHERE missing != ? "
+                        f"AND path IN ({','.join('?' * len(part))})",
+                        [value, value, *part],
+                    ).rowcount
+            if changed:
+                version = self.version
+                self.set_meta("version", str(version + 1))
+                if self.get_meta("index.version") == str(version):
+                    self.set_meta("index.version", str(version + 1))
+        return bool(changed)
 
     def digest(self) -> str:
         """Hash over sorted chunk ids and their text hashes: equal digests, equal indexes."""

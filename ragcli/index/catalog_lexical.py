@@ -37,6 +37,7 @@ the filters before the LIMIT, in each step: filters only take rows away, the bou
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 import threading
@@ -61,6 +62,13 @@ _LACKING = "+chunks_fts.rowid NOT IN (SELECT rowid FROM chunks_fts WHERE chunks_
 _ORDER = "ORDER BY bm25(chunks_fts), chunks_fts.rowid LIMIT ?"
 _COUNT = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
 _IDS = "SELECT rowid, id FROM chunks WHERE rowid IN ({marks})"
+# The rows of documents marked missing on disk: one lookup of the partial index on
+# documents.missing, made once per statement (the subquery is not correlated).
+_PRESENT = (
+    "+chunks_fts.rowid NOT IN (SELECT c.rowid FROM documents d JOIN chunks c "
+    "ON c.doc_path = d.path WHERE d.missing = 1)"
+)
+_ANY_MISSING = "SELECT EXISTS (SELECT 1 FROM documents WHERE missing = 1)"
 _BATCH = 500  # rowids per SELECT … IN (…)
 K1 = 1.2  # FTS5's bm25() constant k1 (fts5_aux.c): a phrase adds less than idf × (k1 + 1)
 RARE_SHARE = 0.1  # step 1 ranks the rows of the rarest phrases, up to this share of the rows
@@ -87,6 +95,15 @@ class Reader:
         self._version: int | None = None
         self._rows = 0
         self._hits: dict[str, int] = {}
+        self._missing: tuple[int, bool] | None = None  # (data_version, any marked missing)
+
+    def any_missing(self) -> bool:
+        """Whether the catalogue marks any document missing on disk (call inside the
+        search's read transaction; remembered until another connection commits)."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._missing is None or self._missing[0] != version:
+            self._missing = (version, bool(self.conn.execute(_ANY_MISSING).fetchone()[0]))
+        return self._missing[1]
 
     def counts(self, phrases: Sequence[str]) -> tuple[int, dict[str, int]]:
         """(rows, {phrase: rows matching it}); call inside the search's read transaction."""
@@ -142,8 +159,10 @@ class Readers:
         snapshot of the catalogue."""
         with self.reader() as reader:
             conn = reader.conn
-            conn.execute("BEGIN")  # its first read (of data_version, if any) starts it
+            conn.execute("BEGIN")  # its first read (of data_version) starts it
             try:
+                if reader.any_missing():
+                    where = dataclasses.replace(where, skip_missing=True)
                 if where.partitions or where.since_ts is not None or where.sources:
                     self.plans["filtered"] += 1
                 return _with_ids(conn, ranked(reader, phrases, k, where, self.plans))
@@ -214,6 +233,8 @@ def _statement(where: LexicalFilter, holding: bool, lacking: bool) -> tuple[str,
         sql.append(f"AND {_HOLDING}")
     if lacking:
         sql.append(f"AND {_LACKING}")
+    if where.skip_missing:
+        sql.append(f"AND {_PRESENT}")
     if where.partitions:
         sql.append(f"AND d.partition IN ({_marks(where.partitions)})")
         values += where.partitions
