@@ -73,9 +73,14 @@ class FakeStore:
 
 
 class FakeCatalog:
+    version = 0
+
     def __init__(self, known: set[str], lexical: list[tuple[str, float]]) -> None:
         self.known, self.lexical = known, lexical
         self.lexical_calls: list[tuple[str, int, LexicalFilter]] = []
+
+    def missing_chunks(self) -> dict[str, int]:  # no document is missing on disk
+        return {}
 
     def known_ids(self, ids: set[str]) -> set[str]:
         return ids & self.known

@@ -53,8 +53,13 @@ class Recorder:
         return [[Hit(f"{name}-a", 0.9), Hit("b", 0.5)] for _ in range(len(vectors))]
 
     # the catalogue
+    version = 0
+
     def known_ids(self, ids: set[str]) -> set[str]:
         return ids
+
+    def missing_chunks(self) -> dict[str, int]:  # no document is missing on disk
+        return {}
 
     def lexical_search(self, q: str, k: int, where: LexicalFilter) -> list[tuple[str, float]]:
         self._meet(f"lexical {q}")
