@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from ragcli.caches.keys import digest_key
 from ragcli.caches.protocols import CachedAnswer, Counters
-from ragcli.core.errors import NotReadyError, RagcliError
+from ragcli.core.errors import ConfigError, NotReadyError, RagcliError
 
 if TYPE_CHECKING:
     import redis
@@ -46,17 +48,53 @@ def _created(kind: str) -> str:
 
 
 def display_url(url: str) -> str:
-    """The URL without its password, for messages and reports."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
+    """The URL without its secrets (the password, a `password` or `ssl_password` query option),
+    for messages and reports."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not even a URL (a stray bracket): show nothing of it
+        return url.split("://", 1)[0] + "://(unreadable URL)"
+    netloc = parts.netloc
+    if password is not None:
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        netloc = user + netloc.rsplit("@", 1)[1]
+    options = [
+        f"{o.split('=', 1)[0]}=***" if "password" in o.split("=", 1)[0].lower() else o
+        for o in parts.query.split("&")
+    ]
+    return urlunsplit(parts._replace(netloc=netloc, query="&".join(options)))
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` with every secret of `url` (as written and percent-decoded) masked: a last
+    guard, for messages of libraries that might echo what they were given."""
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.password or "", unquote(parts.password or "")]
+        secrets += [v for k, v in parse_qsl(parts.query) if "password" in k.lower()]
+    except ValueError:
+        return text
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= 3:  # shorter is no secret, and masking it would mangle the text
+            text = text.replace(secret, "***")
+    return text
+
+
+_FILE_OPTIONS = ("ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile")
+
+
+def _check_files(url: str) -> None:
+    """The files a `rediss://` URL names (CA, client certificate and key) exist."""
+    for name, value in parse_qsl(urlsplit(url).query):
+        if name in _FILE_OPTIONS and not os.path.exists(value):
+            raise ConfigError(f"redis_url {display_url(url)}: {name} {value}: no such file")
 
 
 def connect(url: str) -> redis.Redis:
-    """A client for `url`, checked with one PING; one clear line if it cannot be had."""
+    """A client for `url`, checked with one PING; one clear line if it cannot be had. A
+    `rediss://` server's certificate is checked, its host name too, unless the URL says
+    otherwise (`ssl_cert_reqs=none`, `ssl_check_hostname=false`)."""
     try:
         import redis
     except ImportError:
@@ -64,16 +102,85 @@ def connect(url: str) -> redis.Redis:
             "--redis-url needs the redis package: pip install 'ragcli[redis]' "
             "(or pip install 'redis>=5')"
         ) from None
+    tls: dict[str, Any] = {"ssl_check_hostname": True} if url.startswith("rediss://") else {}
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        _check_files(url)
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, **tls)
         client.ping()
+    except TypeError as exc:  # an option redis-py does not know, passed on from the query
+        name = re.search(r"argument '(\w+)'", str(exc))
+        option = repr(name.group(1)) if name else "in it"
+        raise ConfigError(
+            f"redis_url {display_url(url)}: unknown option {option} (the query takes redis-py's "
+            "connection options: ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs…)"
+        ) from None
     except (redis.exceptions.RedisError, ValueError, OSError) as exc:
-        raise CacheBackendError(f"cannot reach Redis at {display_url(url)}: {exc}") from None
+        raise CacheBackendError(explain(exc, url)) from None
     return client
 
 
+def explain(exc: BaseException, url: str) -> str:
+    """One line for a failure to use the Redis of `url`: what went wrong and what to do,
+    never a secret of the URL."""
+    from redis.exceptions import (
+        AuthenticationError,
+        ConnectionError,
+        NoPermissionError,
+        TimeoutError,
+    )
+
+    shown, text = display_url(url), str(exc).strip().rstrip(".")
+    if isinstance(exc, AuthenticationError):
+        if not _has_password(url):
+            line = (
+                f"Redis at {shown} wants a password (NOAUTH): give it in the URL, "
+                "redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@HOST:PORT/DB"
+            )
+        else:
+            what = "user name or password" if urlsplit(url).username else "password"
+            line = f"Redis at {shown} refused the {what} ({text})"
+    elif isinstance(exc, NoPermissionError):
+        line = (
+            f"Redis at {shown} refused a command to this user (NOPERM {text}): "
+            "give it the ACL of docs/deployment.md"
+        )
+    elif "CERTIFICATE_VERIFY_FAILED" in text:
+        found = re.search(r"certificate verify failed: ([^(]+)", text)
+        reason = found.group(1).strip() if found else "certificate verify failed"
+        line = (
+            f"cannot reach Redis at {shown}: its TLS certificate is not trusted ({reason}): "
+            "name the CA that signed it, rediss://HOST:PORT/DB?ssl_ca_certs=/path/ca.pem"
+        )
+    elif isinstance(exc, (ConnectionError, TimeoutError, OSError, ValueError)):
+        line = f"cannot reach Redis at {shown}: {text}{_tls_hint(exc, url)}"
+    else:
+        line = f"Redis at {shown}: {text}"
+    return scrub(" ".join(line.split()), url)
+
+
+def _has_password(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.password is not None or "password=" in parts.query
+    except ValueError:
+        return False
+
+
+def _tls_hint(exc: BaseException, url: str) -> str:
+    """A plain client at a TLS port is hung up on; a TLS client at a plain port waits."""
+    from redis.exceptions import TimeoutError
+
+    text = str(exc)  # (a ConnectionError: "Error while reading …" or "Connection closed …")
+    if url.startswith("redis://") and ("reset by peer" in text or "closed by server" in text):
+        return " (if the server speaks TLS, use rediss://)"
+    if url.startswith("rediss://") and (isinstance(exc, TimeoutError) or "WRONG_VERSION" in text):
+        return " (if the server does not speak TLS, use redis://)"
+    return ""
+
+
 def _guarded(method: Callable[..., T]) -> Callable[..., T]:
-    """Redis going away mid-operation: one clear line, never a traceback."""
+    """Redis going away mid-operation, or refusing a command: one clear line, never a
+    traceback."""
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> T:
@@ -82,7 +189,7 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
         try:
             return method(self, *args, **kwargs)
         except redis.exceptions.RedisError as exc:
-            raise CacheBackendError(f"Redis at {display_url(self.url)}: {exc}") from None
+            raise CacheBackendError(explain(exc, self.url)) from None
 
     return call
 

@@ -100,7 +100,15 @@ class ChromaAccess:
 
 
 def check_redis_url(url: str) -> str:
-    """`url` if it names a Redis server ragcli can use, else one ConfigError line."""
+    """`url` if it names a Redis server ragcli can use, else one ConfigError line (which
+    shows the URL without its user, password and query: they may hold secrets)."""
     if not url.startswith(REDIS_SCHEMES):
-        raise ConfigError(f"redis_url {url!r}: use redis://HOST:PORT[/DB] (or rediss://, unix://)")
+        shown = url.split("?", 1)[0]
+        if "@" in shown:
+            scheme, sep, _ = shown.partition("://")
+            shown = (scheme + sep if sep else "") + "***@" + shown.rsplit("@", 1)[1]
+        raise ConfigError(
+            f"redis_url {shown!r}: use redis://HOST:PORT[/DB] "
+            "(or redis://USER:PASSWORD@HOST:PORT/DB, rediss://, unix://)"
+        )
     return url
