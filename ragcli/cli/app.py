@@ -19,7 +19,7 @@ from typing import Annotated, NoReturn  # noqa: E402
 import typer  # noqa: E402
 
 from ragcli import __version__  # noqa: E402
-from ragcli.cli import ask, cache, daemon, index, ingest, profile, serve, status  # noqa: E402
+from ragcli.cli import ask, cache, daemon, index, ingest, profile, prune, serve, status  # noqa: E402
 from ragcli.cli import eval as eval_command  # noqa: E402
 from ragcli.cli.common import GlobalOptions  # noqa: E402
 from ragcli.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, RagcliError  # noqa: E402
@@ -77,6 +77,7 @@ def _main(
 
 # The commands, in the order `ragcli --help` lists them.
 app.command()(ingest.ingest)
+app.command()(prune.prune)
 app.command()(index.index)
 app.command()(ask.ask)
 app.command()(profile.profile)

@@ -40,6 +40,7 @@ class IngestRequest:
     partition: str | None
     follow_symlinks: bool
     max_file_size: int
+    prune: bool = False
 
 
 def ingest(
@@ -64,6 +65,14 @@ def ingest(
     tpm: Annotated[
         int | None, typer.Option(help="Remote embedder: tokens per minute, 0 = unpaced [0].")
     ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Also remove documents ingested from elsewhere whose file is missing on disk "
+            "(as `ragcli prune` does).",
+        ),
+    ] = False,
     wait: WaitOpt = 5.0,
     as_json: JsonFlag = False,
 ) -> None:
@@ -80,7 +89,7 @@ def ingest(
         embed_rpm=rpm,
         embed_tpm=tpm,
     )
-    request = IngestRequest(paths, partition, follow_symlinks, max_file_size)
+    request = IngestRequest(paths, partition, follow_symlinks, max_file_size, prune)
     model = open_embedder(settings)
     with writer_lock(settings.data_dir, wait, "ingest", stderr_notice):
         show_progress = not as_json and sys.stderr.isatty()
@@ -100,9 +109,9 @@ def _ingest(
     args = (request.paths, settings, model, request.partition)
     walk = (request.follow_symlinks, request.max_file_size)
     if not show_progress:
-        return run(run_ingest(*args, *walk))
+        return run(run_ingest(*args, *walk, prune=request.prune))
     with _PhaseBars() as bars:
-        return run(run_ingest(*args, *walk, progress=bars.update))
+        return run(run_ingest(*args, *walk, progress=bars.update, prune=request.prune))
 
 
 # What each phase counts, for its rate column.
@@ -164,9 +173,10 @@ def _print_report(r: IngestReport, settings: Settings, max_tokens: int) -> None:
             f"{max_tokens}-token input limit",
             markup=True,
         )
+    pruned = f", {r.pruned} pruned (missing on disk)" if r.pruned else ""
     print(
         f"{r.files} files: {r.new} new, {r.changed} changed, {r.unchanged} unchanged, "
-        f"{r.removed} removed, {len(r.skipped)} skipped"
+        f"{r.removed} removed, {len(r.skipped)} skipped{pruned}"
     )
     print(
         f"{r.chunks} chunks in the index (+{r.chunks_added} -{r.chunks_deleted}); "
@@ -176,4 +186,9 @@ def _print_report(r: IngestReport, settings: Settings, max_tokens: int) -> None:
     if r.phases:
         spent = ", ".join(f"{name} {s:.2f}" for name, s in r.phases.items())
         print(f"seconds by phase (they overlap): {spent}; peak memory {r.peak_rss_mb:.0f} MiB")
+    if r.missing:
+        print(
+            f"{r.missing} documents are missing on disk (e.g. {r.missing_example}); "
+            "`ragcli prune` removes them"
+        )
     print(f"data directory: {settings.data_dir}")

@@ -22,6 +22,8 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 def _print_status(info: dict[str, Any]) -> None:
     """The status as lines of text, problems last."""
+    from ragcli.status.missing import missing_line
+
     print(f"data directory: {info['data_dir']}")
     print(f"documents: {info['documents']}  chunks: {info['chunks']}  embedder: {info['embedder']}")
     parts = ", ".join(f"{p} ({n})" for p, n in info["partitions"].items()) or "none"
@@ -40,5 +42,8 @@ def _print_status(info: dict[str, Any]) -> None:
         f"{c['answers']} answers"
     )
     print(f"digest: {info['digest']}")
+    line = missing_line(info["missing"])
+    if line:
+        print(line)
     for problem in info["problems"]:
         print(f"problem: {problem}")

@@ -30,6 +30,7 @@ from ragcli.core.records import Chunk, Document, FileRef
 from ragcli.embedders.cached import Progress, VectorFetcher
 from ragcli.index.catalog import Catalog, FileState
 from ragcli.index.live import LiveUpdate
+from ragcli.index.missing import MissingScan, scan
 from ragcli.index.store import HnswParams, StoreError, open_store
 from ragcli.ingest.chunking import chunk_many
 from ragcli.ingest.documents import DEFAULT_MAX_FILE_SIZE, Skipped, discover, load
@@ -49,6 +50,9 @@ class IngestReport:
     changed: int = 0
     unchanged: int = 0
     removed: int = 0
+    pruned: int = 0  # documents outside the given paths removed as missing on disk (--prune)
+    missing: int = 0  # documents outside the given paths missing on disk, left marked
+    missing_example: str = ""  # one of them
     skipped: list[Skipped] = field(default_factory=list)
     chunks: int = 0  # chunks in the catalogue after the run
     chunks_added: int = 0
@@ -99,6 +103,49 @@ def window_budgets() -> tuple[int, int]:
 
 def _under(path: str, roots: Sequence[Path]) -> bool:
     return any(path == str(r) or path.startswith(str(r) + os.sep) for r in roots)
+
+
+@dataclass
+class _Missing:
+    """The documents an ingest run takes out: those gone from under its own paths, and (a
+    scan of every other document) those missing on disk elsewhere, removed with `prune` or
+    else marked, so that retrieval skips them. Called once every file was seen."""
+
+    catalog: Catalog
+    states: dict[str, FileState]
+    paths: Sequence[Path]
+    report: IngestReport
+    clock: PhaseClock
+    prune: bool
+    found: MissingScan | None = None
+
+    def __call__(self) -> list[str]:
+        roots = [p.resolve() for p in self.paths if p.is_dir()]
+        files = {str(p.resolve()) for p in self.paths if p.is_file()}
+        seen = self.report.seen
+
+        def handled(path: str) -> bool:
+            return path in files or _under(path, roots)
+
+        gone = [p for p in self.states if _under(p, roots) and p not in seen]
+        with self.clock.phase("missing"):
+            self.found = scan(self.catalog, handled, seen.__contains__)
+        self.report.removed = len(gone)
+        if self.prune:
+            self.report.pruned = len(self.found.missing)
+            return gone + self.found.missing
+        return gone
+
+    def mark(self) -> None:
+        """After the run: mark what was found missing (unless pruned), unmark what is back."""
+        found = self.found
+        if found is None:
+            return
+        missing = [] if self.prune else found.unmarked
+        self.catalog.mark_missing(missing, found.back)
+        if not self.prune and found.missing:
+            self.report.missing = len(found.missing)
+            self.report.missing_example = found.missing[0]
 
 
 def _refuse_source_clashes(refs: Sequence[FileRef], catalog: Catalog) -> None:
@@ -256,7 +303,11 @@ async def ingest(
     follow_symlinks: bool = False,
     max_file_size: int = DEFAULT_MAX_FILE_SIZE,
     progress: Progress | None = None,
+    prune: bool = False,
 ) -> IngestReport:
+    """Ingest `paths`: new and changed files in, files gone from under them out. Documents
+    elsewhere whose file is missing on disk are marked (retrieval skips them), or removed
+    with `prune`."""
     started = time.perf_counter()
     if settings.chunk_tokens > embedder.max_tokens - 2:
         raise UsageError(
@@ -277,18 +328,15 @@ async def ingest(
                 _refuse_source_clashes(refs, catalog)
             fetch = VectorFetcher(embedder, cache)
             fetch.progress = _embed_progress(progress, fetch, report)
-            live = _live_update(catalog, cache, embedder, settings, clock)
+            live = live_update(catalog, cache, embedder, settings, clock)
             items = _read_changed(refs, states, report, max_file_size, progress)
             windows = _windows(items, embedder, settings, clock, window_budgets())
-            roots = [p.resolve() for p in paths if p.is_dir()]
-
-            def gone() -> list[str]:  # once every file was seen: catalogued ones not found
-                return [p for p in states if _under(p, roots) and p not in report.seen]
-
+            gone = _Missing(catalog, states, paths, report, clock, prune)
             await _pipeline(windows, gone, fetch, _Run(live, catalog, report, clock, progress))
             if not report.new + report.changed + report.unchanged and not report.removed:
                 names = ", ".join(str(p) for p in paths)
                 raise UsageError(f"nothing to ingest: no readable text files in {names}")
+            gone.mark()
             await live.finish()
             report.embedded, report.cache_hits = fetch.embedded, fetch.hits
             report.truncated = getattr(embedder, "truncated", 0)
@@ -304,17 +352,18 @@ async def ingest(
     return report
 
 
-def _live_update(
+def live_update(
     catalog: Catalog,
     cache: EmbeddingCache,
     embedder: Embedder,
     settings: Settings,
-    clock: PhaseClock,
+    clock: PhaseClock | None = None,
 ) -> LiveUpdate:
     """The index writer. Index builds and repairs read vectors through a fetcher of their own,
     so that the report's embedded and cache-hit counts are the documents' alone."""
     params = HnswParams(settings.hnsw_m, settings.hnsw_ef_construction, settings.hnsw_ef_search)
     rebuilds = VectorFetcher(embedder, cache)
+    clock = clock if clock is not None else PhaseClock()
     return LiveUpdate(catalog, open_store(settings), params, rebuilds, embedder.cache_id, clock)
 
 
@@ -359,7 +408,6 @@ async def _pipeline(
             await _write(*pending, (), run)
         pending = (window, task)
     removed = gone()
-    run.report.removed = len(removed)
     if pending is not None:
         await _write(*pending, removed, run)
     elif removed:

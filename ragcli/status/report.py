@@ -14,6 +14,7 @@ from ragcli.core.db import LOW_SPACE, DatabaseError, ReadOnlyError, free_bytes, 
 from ragcli.index import indexing
 from ragcli.index.catalog import Catalog
 from ragcli.index.chroma_files import collection_names
+from ragcli.status import missing
 
 if TYPE_CHECKING:
     from ragcli.core.config import Settings
@@ -109,6 +110,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "index": None,
         "cache": {name: 0 for name in _CACHES},
         "digest": EMPTY_DIGEST,
+        "missing": missing.empty(),  # documents missing on disk (status/missing.py)
         "problems": problems,
     }
     if not dirs.exists():  # never create a data directory just to describe it
@@ -128,6 +130,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         out["embedder"] = catalog.get_meta("embedder")
         out["index_version"] = catalog.version
         out["digest"] = catalog.digest()
+        out["missing"] = missing.missing_documents(catalog)
         info = indexing.current(catalog)
         if info:
             problem = _index_problem(dirs, info, catalog, settings.chroma)
