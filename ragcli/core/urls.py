@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from ragcli.core.errors import ConfigError
 
 CHROMA_DEFAULT_PORT = 8000  # `chroma run`'s
+# https:// is always a proxy (`chroma run` serves plain HTTP): its port is HTTPS's own
+HTTPS_DEFAULT_PORT = 443
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # The headers a Chroma token travels in: `Authorization: Bearer TOKEN` (what reverse proxies and
 # Chroma's own token auth check), or the token as is in `X-Chroma-Token`.
@@ -23,8 +25,9 @@ BEARER, X_CHROMA_TOKEN = "Authorization", "X-Chroma-Token"
 
 
 def parse_chroma_url(url: str) -> tuple[str, int, bool]:
-    """(host, port, ssl) of `http[s]://HOST[:PORT]`; port 8000 (Chroma's) when omitted. A URL
-    carrying a user or password is refused without echoing it: the token goes in chroma_token."""
+    """(host, port, ssl) of `http[s]://HOST[:PORT]`; when omitted, the port is 8000 for
+    http (`chroma run`'s) and 443 for https (a TLS proxy's). A URL carrying a user or password
+    is refused without echoing it: the token goes in chroma_token."""
     try:
         parts = urlsplit(url)
     except ValueError:  # "http://[::1"
@@ -40,7 +43,14 @@ def parse_chroma_url(url: str) -> tuple[str, int, bool]:
         port = -1
     if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
         raise ConfigError(f"chroma_url {url!r}: use http://HOST:PORT (a `chroma run` server)")
-    return parts.hostname, port or CHROMA_DEFAULT_PORT, parts.scheme == "https"
+    if parts.path.strip("/") or parts.query or parts.fragment:  # never echoed: may hold a key
+        raise ConfigError(
+            f"chroma_url {parts.scheme}://{parts.netloc}/…: Chroma's API must be at the root of "
+            "HOST:PORT (chromadb's client cannot use a path prefix; give the proxy a port of "
+            "its own)"
+        )
+    tls = parts.scheme == "https"
+    return parts.hostname, port or (HTTPS_DEFAULT_PORT if tls else CHROMA_DEFAULT_PORT), tls
 
 
 def is_loopback(host: str) -> bool:

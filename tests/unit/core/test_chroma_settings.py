@@ -53,9 +53,21 @@ def test_a_url_with_a_password_is_refused_without_echoing_it() -> None:
     with pytest.raises(ConfigError, match="^chroma_url must not carry a user or password") as err:
         load_settings({"chroma_url": "https://admin:hunter2@chroma:8000"}, environ={})
     assert "hunter2" not in str(err.value)
-    assert parse_chroma_url("https://chroma.example.com") == ("chroma.example.com", 8000, True)
+    # https is a TLS proxy's: 443 unless given; http is `chroma run`'s 8000
+    assert parse_chroma_url("https://chroma.example.com") == ("chroma.example.com", 443, True)
+    assert parse_chroma_url("http://chroma.example.com") == ("chroma.example.com", 8000, False)
     with pytest.raises(ConfigError, match="use http://HOST:PORT"):
         parse_chroma_url("http://[::1")  # not a traceback
+
+
+@pytest.mark.parametrize(
+    "url", ["https://h:443/chroma", "https://h/?token=abc", "http://h:8000/api/v2#x"]
+)
+def test_a_url_with_a_path_or_query_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="must be at the root of HOST:PORT") as err:
+        parse_chroma_url(url)
+    assert "abc" not in str(err.value)
+    assert parse_chroma_url("http://h:8000/") == ("h", 8000, False)
 
 
 def test_an_unknown_token_header_is_one_line() -> None:
