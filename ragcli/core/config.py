@@ -93,7 +93,7 @@ class Settings:
         default="Authorization", metadata={"env": ("RAGCLI_CHROMA_TOKEN_HEADER",)}
     )
     chroma_ca_file: str = field(default="", metadata={"env": ("RAGCLI_CHROMA_CA_FILE",)})
-    redis_url: str = field(default="", metadata={"env": ("RAGCLI_REDIS_URL",)})
+    redis_url: str = field(default="", repr=False, metadata={"env": ("RAGCLI_REDIS_URL",)})
     no_cache: str = field(default="", metadata={"env": ("RAGCLI_NO_CACHE",)})
     answer_ttl: int = field(default=7 * 24 * 3600, metadata={"env": ("RAGCLI_ANSWER_TTL",)})
     semantic_threshold: float = field(default=0.0, metadata={"env": ("RAGCLI_SEMANTIC_THRESHOLD",)})
