@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,7 @@ from ragcli.retrieval.events import Query
 from ragcli.status.report import collect_status
 from tests.support.cli import ragcli_and_modules, run_ragcli
 from tests.support.pipeline import PAGER, pipeline_for
+from tests.support.reliability import assert_stores_agree, popen_home
 
 EMB = LocalEmbedder()
 
@@ -37,6 +42,7 @@ TEXTS = {
     "days carry over.\n",
     "hr/payroll.md": "# Payroll\n\nPayroll runs on the 25th of every month.\n",
 }
+HR = ("hr/leave.md", "hr/payroll.md")
 
 
 def write(root: Path, names: tuple[str, ...] = tuple(TEXTS)) -> Path:
@@ -123,23 +129,27 @@ def test_a_moved_folder_ends_as_a_clean_ingest_at_its_new_place(tmp_path: Path) 
     assert status(home)["index_version"] == after["index_version"]
 
 
-def test_a_copy_from_a_new_place_then_ingest_prune(tmp_path: Path) -> None:
+@pytest.mark.parametrize("at_once", [False, True], ids=["ingest-then-prune", "in-one-run"])
+def test_a_copy_from_a_new_place_then_ingest_prune(tmp_path: Path, at_once: bool) -> None:
     """The same folder name elsewhere shows the same sources, so its chunks take over the old
     ones' ids: documents double until the old place is pruned, chunks do not, and the old
-    documents' removal deletes nothing from the index."""
+    documents' removal deletes nothing from the index, also when it happens in the window
+    that brings the new ones in (`ingest --prune` at once)."""
     home, a, b = tmp_path / "home", tmp_path / "a" / "docs", tmp_path / "b" / "docs"
     first = ingest_now(home, write(a))
     shutil.copytree(a, b)
     shutil.rmtree(a)
-    copied = ingest_now(home, b)
-    assert (copied.new, copied.embedded, copied.missing) == (4, 0, 4)
-    st = status(home)
-    assert (st["documents"], st["chunks"], st["missing"]["count"]) == (8, first.chunks, 4)
+    if not at_once:
+        copied = ingest_now(home, b)
+        assert (copied.new, copied.embedded, copied.missing) == (4, 0, 4)
+        st = status(home)
+        assert (st["documents"], st["chunks"], st["missing"]["count"]) == (8, first.chunks, 4)
     proc = run_ragcli(home, "ingest", str(b), "--prune", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert (report["pruned"], report["removed"], report["missing"]) == (4, 0, 0)
-    assert (report["chunks_deleted"], report["embedded"]) == (0, 0)
+    new = 4 if at_once else 0
+    assert (report["new"], report["chunks_deleted"], report["embedded"]) == (new, 0, 0)
     st = status(home)
     assert (st["documents"], st["chunks"], st["missing"]["count"]) == (4, first.chunks, 0)
     assert_index_is_the_catalogue(home)
@@ -163,7 +173,7 @@ def sources(home: Path, question: str = PAGER, **kw: object) -> dict[str, list[s
 
 def test_retrieval_leaves_out_a_missing_document_before_any_prune(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    notes, hr = write(tmp_path / "notes", ("ops/pager.md",)), write(tmp_path / "hr")
+    notes, hr = write(tmp_path / "notes", ("ops/pager.md",)), write(tmp_path / "hr", HR)
     ingest_now(home, notes, hr)
     pager = "notes/ops/pager.md"
     found = sources(home)  # now in the retrieval caches
@@ -175,7 +185,7 @@ def test_retrieval_leaves_out_a_missing_document_before_any_prune(tmp_path: Path
         notes.rename(tmp_path / "notes-away")
         ingest_now(home, hr)  # any ingest marks it
         found = sources(home)
-        assert all(found[mode] and pager not in found[mode] for mode in found), found
+        assert all(pager not in found[mode] for mode in found) and found["dense"], found
         assert pager not in asyncio.run(_sources_of_ask(warm))
         # back on disk: the next ingest clears the mark, and retrieval finds it again
         (tmp_path / "notes-away").rename(notes)
@@ -273,3 +283,83 @@ def test_a_prune_cut_short_is_repaired_by_the_next_run(
     assert (after["documents"], after["problems"]) == (4, [])
     assert after["chunks"] == before["chunks"] // 2
     assert_index_is_the_catalogue(home)
+
+
+def test_a_daemon_started_before_the_move_never_cites_the_missing_document(
+    tmp_path: Path,
+) -> None:
+    """The warm daemon's pipeline watches the catalogue: after the mark, and after the prune,
+    the same daemon (same pid) answers without the moved-away document."""
+    home = tmp_path / "home"
+    notes, hr = write(tmp_path / "notes", ("ops/pager.md",)), write(tmp_path / "hr", HR)
+    ingest_now(home, notes, hr)
+
+    def ask() -> tuple[list[str], str]:
+        proc = run_ragcli(home, "ask", PAGER, "--json", "-v", RAGCLI_DAEMON="on")
+        assert proc.returncode == 0, proc.stderr
+        said = [ln for ln in proc.stderr.splitlines() if "answered by pid" in ln]
+        assert len(said) == 1, proc.stderr
+        return [s["path"] for s in json.loads(proc.stdout)["sources"]], said[0].split()[5]
+
+    try:
+        cited, pid = ask()
+        assert cited[0] == "ops/pager.md"  # a relative path
+        notes.rename(tmp_path / "notes-away")
+        ingest_now(home, hr)
+        cited, again = ask()
+        assert again == pid and "ops/pager.md" not in cited and cited
+        prune_now(home)
+        cited, again = ask()
+        assert again == pid and "ops/pager.md" not in cited and cited
+    finally:
+        run_ragcli(home, "daemon", "stop")
+
+
+def _meta(home: Path, key: str) -> str | None:
+    """A catalogue setting as another reader sees it now (None: not readable yet)."""
+    try:
+        conn = sqlite3.connect(f"file:{home / 'catalog.db'}?mode=ro", uri=True, timeout=0.5)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+@pytest.mark.slow
+def test_prunes_killed_with_sigkill_converge(tmp_path: Path) -> None:
+    """`ragcli prune` killed (SIGKILL) once it has set `index.pending`, or once its catalogue
+    transaction has committed (the version moved on), then run again: the catalogue, the FTS
+    index and the collection end as a clean ingest at the new place, every time."""
+    new = tmp_path / "corpus-new"
+    clean = tmp_path / "clean-home"
+    ingest_now(clean, write(new))
+    want = status(clean)["digest"]
+    landed = 0
+    for i, event in enumerate(("pending", "catalogued") * 3):
+        home, old = tmp_path / f"home-{i}", tmp_path / f"corpus-{i}" / "corpus"
+        shutil.copytree(new, old)
+        ingest_now(home, old)
+        shutil.rmtree(old)
+        ingest_now(home, new)  # marks the old place's documents
+        version = _meta(home, "version")
+        proc = popen_home(home, "prune")
+        while proc.poll() is None:
+            if event == "pending" and _meta(home, "index.pending") == "1":
+                break
+            if event == "catalogued" and _meta(home, "version") not in (None, version):
+                break
+            time.sleep(0.002)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=120)
+        landed += proc.returncode == -signal.SIGKILL
+        again = run_ragcli(home, "prune")
+        assert again.returncode == 0, (i, event, again.stderr)
+        st = status(home)
+        assert (st["documents"], st["problems"], st["digest"]) == (4, [], want), (i, event)
+        assert_stores_agree(home)
+    print("prune-kills", json.dumps({"cycles": 6, "landed": landed}))
+    assert landed >= 3

@@ -18,7 +18,7 @@ from ragcli.index.catalog import Catalog, LexicalFilter
 from ragcli.index.indexing import IndexInfo
 from ragcli.index.store import Hit, HnswParams, Store
 from ragcli.retrieval.scope import Scope
-from ragcli.retrieval.search import Searcher, present_depth
+from ragcli.retrieval.search import Searcher, global_depth, present_depth
 
 DIMS = 16
 ROOT = Path("/corpus")
@@ -105,11 +105,15 @@ class Corpus:
         return unit(self.centres[partition] + noise)
 
 
-def scope_of(partitions: tuple[str, ...]) -> Scope:
+def scope_of(partitions: tuple[str, ...], since: int | None = None) -> Scope:
+    """A scope of `partitions` (none: everything), dated `since` or later if given."""
+    rest = {"date_ts": {"$gte": since}} if since is not None else None
     if not partitions:
-        return Scope(None, "{}", LexicalFilter(), (), None)
-    where = {"partition": {"$in": list(partitions)}}
-    return Scope(where, repr(partitions), LexicalFilter(partitions), partitions, None)
+        return Scope(rest, f"{since}", LexicalFilter(since_ts=since), (), rest)
+    clause = {"partition": {"$in": list(partitions)}}
+    where = {"$and": [clause, rest]} if rest else clause
+    key = f"{partitions}-{since}"
+    return Scope(where, key, LexicalFilter(partitions, since), partitions, rest)
 
 
 def dense(c: Corpus, queries: np.ndarray, k: int, scope: Scope, search: str = "hnsw") -> list:
@@ -124,13 +128,14 @@ def corpus(tmp_path: Path) -> Corpus:
 
 
 @pytest.mark.parametrize("search", ["hnsw", "exact"])
+@pytest.mark.parametrize("since", [None, 0], ids=["", "since"])  # since: the `where` filter
 @pytest.mark.parametrize("partitions", [(), ("a",), ("b",), ("a", "b")], ids=repr)
 def test_no_chunk_of_a_missing_document_and_still_k(
-    corpus: Corpus, partitions: tuple[str, ...], search: str
+    corpus: Corpus, partitions: tuple[str, ...], search: str, since: int | None
 ) -> None:
     gone = corpus.mark(0.75)  # most of each cluster: the nearest hits are mostly missing
     assert corpus.catalog.missing_chunks() == {"a": 88, "b": 60}
-    scope, k = scope_of(partitions), 10
+    scope, k = scope_of(partitions, since), 10
     allowed = {c for c, p in corpus.partition.items() if c not in gone}
     allowed = {c for c in allowed if not partitions or corpus.partition[c] in partitions}
     queries = np.concatenate([corpus.near("a", 6, seed=1), corpus.near("b", 6, seed=2)])
@@ -155,6 +160,14 @@ def test_a_refill_asks_for_as_many_more_as_are_missing(corpus: Corpus) -> None:
     assert corpus.store.calls == [(GLOBAL, depth, None), (GLOBAL, fetch + lost, None)]
 
 
+def test_a_scope_over_fetches_by_the_share_it_may_return(corpus: Corpus) -> None:
+    """A partition searched in the global collection is over-fetched by the share of its
+    chunks that retrieval may return (32 of 200 here), not by all of them (120)."""
+    corpus.mark(0.75)
+    dense(corpus, corpus.near("a", 2, seed=5), 10, scope_of(("a",)))
+    assert corpus.store.calls[0] == (GLOBAL, global_depth(20, 32 / 200), None)
+
+
 @pytest.mark.parametrize("partitions", [(), ("a",), ("b",)], ids=repr)
 def test_with_nothing_missing_the_searches_are_unchanged(
     corpus: Corpus, partitions: tuple[str, ...]
@@ -167,8 +180,6 @@ def test_with_nothing_missing_the_searches_are_unchanged(
     depth = 10 if partitions != ("a",) else corpus.store.calls[0][1]
     assert corpus.store.calls == [(name, depth, where)]
     if partitions == ("a",):  # the partition's over-fetch of search_in_scope, as before
-        from ragcli.retrieval.search import global_depth
-
         assert depth == global_depth(10, 120 / 200)
 
 
