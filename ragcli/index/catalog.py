@@ -471,10 +471,10 @@ class Catalog:
     def missing_chunks(self) -> dict[str, int]:
         """Chunks of documents marked missing, per partition (empty when none is): what
         retrieval must skip in the index, which still holds them until `prune`."""
-        rows = self.conn.execute(
-            "SELECT d.partition, count(c.id) FROM documents d JOIN chunks c "
-            "ON c.doc_path = d.path WHERE d.missing = 1 GROUP BY d.partition"
-        )
+        rows = self.conn.execute(  # from the partial index: the planner would rather scan
+            "SELECT d.partition, count(c.id) FROM documents d INDEXED BY documents_missing "
+            "JOIN chunks c ON c.doc_path = d.path WHERE d.missing = 1 GROUP BY d.partition"
+        )  # every document in partition order (0.76 ms at 5,000 documents, none marked)
         return {partition: n for partition, n in rows if n}
 
     def mark_missing(self, missing: Sequence[str], back: Sequence[str]) -> bool:
