@@ -26,6 +26,7 @@ from ragcli.index.store import Store
 from ragcli.ingest.prune import PruneReport, prune
 from ragcli.ingest.run import IngestReport, ingest
 from ragcli.retrieval.events import Query
+from ragcli.status.missing import missing_line
 from ragcli.status.report import collect_status
 from tests.support.cli import ragcli_and_modules, run_ragcli
 from tests.support.pipeline import PAGER, pipeline_for
@@ -91,6 +92,10 @@ def test_a_moved_folder_ends_as_a_clean_ingest_at_its_new_place(tmp_path: Path) 
     first = ingest_now(home, write(old))
     assert (first.new, status(home)["documents"]) == (4, 4)
     old.rename(new)
+    gone = sorted(str(old / name) for name in TEXTS)
+    moved = status(home)["missing"]  # status stats, and writes nothing: not excluded yet
+    assert moved == {"count": 4, "paths": gone, "excluded": 0}
+    assert "answers may still cite 4 of them until `ragcli ingest`" in str(missing_line(moved))
     # the re-ingest at the new place: every vector from the embedding cache, no model loaded
     again, imported = ragcli_and_modules(home, "ingest", str(new))
     assert again.returncode == 0, again.stderr
@@ -100,7 +105,6 @@ def test_a_moved_folder_ends_as_a_clean_ingest_at_its_new_place(tmp_path: Path) 
     line = f"4 documents are missing on disk (e.g. {old / 'hr' / 'leave.md'}); `ragcli prune`"
     assert line in again.stdout
     before = status(home)
-    gone = sorted(str(old / name) for name in TEXTS)
     assert (before["documents"], before["chunks"]) == (8, 2 * first.chunks)
     assert before["missing"] == {"count": 4, "paths": gone, "excluded": 4}
     shown = run_ragcli(home, "status")
