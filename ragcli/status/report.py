@@ -57,7 +57,10 @@ def _index_problem(
         if names is None or not set(info.collections()) <= names:
             return "the vector index is missing or unreadable: run `ragcli index --rebuild`"
     if catalog.get_meta(indexing.PENDING):
-        return "an ingest was interrupted: run `ragcli index` (or the same ingest) to finish it"
+        return (
+            "an ingest or prune was interrupted: run `ragcli index` (or the same command) to "
+            "finish it"
+        )
     if info.version != catalog.version:
         return "the index is behind the catalogue: run `ragcli index`"
     return None
