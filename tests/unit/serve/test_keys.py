@@ -5,6 +5,7 @@ check of a presented token: every key compared whatever matches, only digests ke
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from pathlib import Path
 
@@ -141,6 +142,18 @@ def test_a_keys_file_other_users_can_write_is_refused(tmp_path: Path, mode: int)
         load_keys(path, None)
     path.chmod(0o644)  # readable by others is allowed (a mounted secret often is)
     assert load_keys(path, None) is not None
+
+
+def test_a_keys_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, GOOD)
+    if os.getuid() == 0:
+        os.chown(path, 4242, -1)  # root may give it away; root's own files are trusted
+    else:
+        monkeypatch.setattr(keys_module.os, "getuid", lambda: path.stat().st_uid + 1)
+    with pytest.raises(ConfigError, match="belongs to another user \\(uid [0-9]+\\)"):
+        load_keys(path, None)
 
 
 def test_a_missing_keys_file_or_a_directory(tmp_path: Path) -> None:
