@@ -2,7 +2,9 @@
 
 1. the API key (`Authorization: Bearer KEY`) of every request but GET /healthz, when keys are
    configured: missing or wrong → 401 with `WWW-Authenticate: Bearer`; the key found is
-   handed to the handlers in the ASGI scope (`API_KEY`), for its partitions and its name;
+   handed to the handlers in the ASGI scope (`API_KEY`), for its partitions and its name
+   (/healthz without a valid key says only that it is up: its details name the models and
+   the LLM endpoints' URLs);
 2. the key's requests per minute on /v1/… → 429 with Retry-After;
 3. the body size: a Content-Length over `max_body` → 413 at once, else the body is read as it
    streams (chunked too) and refused with 413 as soon as it passes the limit, before any
@@ -34,6 +36,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API_KEY = "ragcli.api_key"  # the ASGI scope's entry for the request's ApiKey
+GUARDED = "ragcli.guarded"  # True in the scope of a request to a server with keys
 OPEN_PATHS = frozenset({"/healthz"})
 COUNTED = frozenset({"/v1/chat/completions", "/v1/retrieve", "/metrics"})
 DEFAULT_MAX_BODY = 1 << 20
@@ -121,13 +124,16 @@ class GuardMiddleware:
             return
         key: ApiKey | None = None
         keyring = self.guard.keyring
-        if keyring is not None and scope["path"] not in OPEN_PATHS:
+        if keyring is not None:
+            scope[GUARDED] = True
             token = bearer_token(scope)
             key = keyring.check(token) if token is not None else None
+            if key is not None:
+                scope[API_KEY] = key
+        if keyring is not None and scope["path"] not in OPEN_PATHS:
             if key is None:
                 await self.refuse(scope, receive, send, unauthorized(token is None), None)
                 return
-            scope[API_KEY] = key
             wait = self.rate_wait(scope, key)
             if wait:
                 await self.refuse(scope, receive, send, self.rate_limited(key, wait), key)

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from ragcli.core.errors import RagcliError
 from ragcli.retrieval.answer import Answer, collect, span_dicts
 from ragcli.retrieval.events import Query
-from ragcli.serve.guard import API_KEY
+from ragcli.serve.guard import API_KEY, GUARDED
 from ragcli.serve.keys import ApiKey
 from ragcli.serve.requests import (
     Refused,
@@ -138,6 +138,8 @@ class Handlers:
 
     async def healthz(self, request: Request) -> Response:
         service, p = self.service, self.service.pipeline
+        if request.scope.get(GUARDED) and api_key(request) is None:
+            return JSONResponse({"status": "ok"})  # for load balancers: nothing more
         pool = getattr(p.generator, "pool", None)
         return JSONResponse(
             {

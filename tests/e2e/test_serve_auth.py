@@ -326,7 +326,9 @@ def test_non_loopback_needs_keys_or_insecure(tenants: Tenants, tmp_path: Path) -
 
 def test_healthz_open_metrics_keyed_and_no_secret_anywhere(keyed: Served) -> None:
     """Last in the module: it stops the module's server to read all of its stderr."""
-    assert httpx.get(keyed.root + "/healthz").json()["status"] == "ok"
+    assert httpx.get(keyed.root + "/healthz").json() == {"status": "ok"}  # no details
+    health = httpx.get(keyed.root + "/healthz", headers={"Authorization": f"Bearer {OPS}"})
+    assert health.json()["status"] == "ok" and health.json()["generator"] == "extractive"
     assert httpx.get(keyed.root + "/metrics").status_code == 401
     metrics = httpx.get(keyed.root + "/metrics", headers={"Authorization": f"Bearer {OPS}"})
     assert metrics.status_code == 200
