@@ -437,9 +437,11 @@ class Catalog:
         }
         return [found[i] for i in ids]
 
-    def sources(self) -> list[tuple[str, str]]:
-        """(source, relpath) of every document."""
-        return self.conn.execute("SELECT source, relpath FROM documents ORDER BY source").fetchall()
+    def sources(self) -> list[tuple[str, str, str]]:
+        """(source, relpath, partition) of every document."""
+        return self.conn.execute(
+            "SELECT source, relpath, partition FROM documents ORDER BY source"
+        ).fetchall()
 
     def document_names(self) -> list[tuple[str, str, str]]:
         """(path, source, relpath) of every document: the names a document may go by."""

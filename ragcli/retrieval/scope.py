@@ -58,10 +58,10 @@ def _combine(items: list[dict[str, Any]]) -> dict[str, Any] | None:
 def resolve_scope(
     query: Query,
     partitions: Callable[[], Collection[str]],
-    sources: Callable[[], Iterable[tuple[str, str]]],
+    sources: Callable[[], Iterable[tuple[str, str, str]]],
 ) -> Scope:
     """The scope of `query`. `partitions` (the known partition names) and `sources` (each
-    document's (source, relative path)) are read only when the query needs them."""
+    document's (source, relative path, partition)) are read only when the query needs them."""
     rest: list[dict[str, Any]] = []
     key: dict[str, Any] = {}
     parts: list[str] = []
@@ -79,8 +79,13 @@ def resolve_scope(
         rest.append({"date_ts": {"$gte": ts}})
     if query.source:
         glob = query.source
+        # only documents inside the asked partitions: a scoped API key must not learn, from
+        # "matches no ingested document" or not, which paths another partition holds
         matched = [
-            s for s, rel in sources() if fnmatch.fnmatch(s, glob) or fnmatch.fnmatch(rel, glob)
+            s
+            for s, rel, part in sources()
+            if (not parts or part in parts)
+            and (fnmatch.fnmatch(s, glob) or fnmatch.fnmatch(rel, glob))
         ]
         if not matched:
             raise UsageError(f"--source {glob!r} matches no ingested document")

@@ -60,7 +60,7 @@ def test_new_documents_plan_every_chunk_and_apply_bumps_the_version(catalog: Cat
     assert catalog.get_meta("index.version") == ""  # the index did not follow
     states = catalog.file_states()
     assert states[str(ROOT / "a.md")].content_hash == "hash-a.md-v1"
-    assert catalog.sources() == [("docs/a.md", "a.md"), ("docs/b.md", "b.md")]
+    assert catalog.sources() == [("docs/a.md", "a.md", "ops"), ("docs/b.md", "b.md", "dev")]
 
 
 def test_an_unchanged_document_plans_nothing_and_keeps_the_version(catalog: Catalog) -> None:

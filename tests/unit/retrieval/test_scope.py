@@ -18,9 +18,9 @@ from ragcli.retrieval.scope import Scope, resolve_scope, since_timestamp
 
 PARTS = {"ops", "hr", "eng"}
 SOURCES = [
-    ("/data/corpus/hr/leave.md", "hr/leave.md"),
-    ("/data/corpus/ops/pager.md", "ops/pager.md"),
-    ("/data/corpus/ops/runbooks/disk.md", "ops/runbooks/disk.md"),
+    ("/data/corpus/hr/leave.md", "hr/leave.md", "hr"),
+    ("/data/corpus/ops/pager.md", "ops/pager.md", "ops"),
+    ("/data/corpus/ops/runbooks/disk.md", "ops/runbooks/disk.md", "ops"),
 ]
 
 
@@ -67,6 +67,14 @@ def test_since_and_source_combine_with_the_partition() -> None:
     assert s.rest == {"$and": [{"date_ts": {"$gte": ts}}, {"source": {"$in": ops}}]}
     assert s.sql == LexicalFilter(("ops",), ts, tuple(ops))
     assert json.loads(s.key) == {"partitions": ["ops"], "since": ts, "sources": ops}
+
+
+def test_a_source_glob_matches_only_inside_the_asked_partitions() -> None:
+    # an hr-scoped caller learns nothing of ops' paths: the same line as for no such path
+    with pytest.raises(UsageError, match="matches no ingested document"):
+        scope(Query("q", partitions=("hr",), source="ops/*"))
+    s = scope(Query("q", partitions=("hr",), source="*/*.md"))
+    assert s.sql.sources == ("/data/corpus/hr/leave.md",)
 
 
 def test_source_glob_matches_the_source_path_or_the_relative_path() -> None:
@@ -121,11 +129,13 @@ def test_against_the_real_catalogue(sample_home: Path) -> None:
     catalog = Catalog(DataDir(sample_home).catalog)
     try:
         known = catalog.partition_names()
-        part = sorted(known)[0]
+        part = next(p for _, rel, p in catalog.sources() if rel.startswith("runbooks/"))
         s = resolve_scope(
             Query("q", partitions=(part,), source="runbooks/*"), lambda: known, catalog.sources
         )
-        matched = [src for src, rel in catalog.sources() if rel.startswith("runbooks/")]
+        matched = [
+            src for src, rel, p in catalog.sources() if rel.startswith("runbooks/") and p == part
+        ]
         assert matched and s.sql.sources == tuple(sorted(matched))
         assert s.where == {"$and": [{"partition": part}, {"source": {"$in": sorted(matched)}}]}
         with pytest.raises(UsageError, match="unknown partition"):
