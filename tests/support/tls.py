@@ -6,6 +6,7 @@ test CA (never with verification turned off)."""
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import ssl
@@ -110,7 +111,5 @@ class TlsForwarder:
         self._stopped.set()
         self.listener.close()
         for s in self._open:
-            try:
+            with contextlib.suppress(OSError):
                 s.close()
-            except OSError:
-                pass
