@@ -380,6 +380,7 @@ def assert_converged(totals: dict, min_landed: int) -> None:
     assert totals["killed_mid_run"] >= min_landed, totals["runs"]
 
 
+@pytest.mark.slow  # the three repairs of the 22-kill suite, alone; ~19 s: with `make reliability`
 def test_killed_ingests_updates_and_rebuilds_converge(
     kill_corpus: Path, clean_run: dict, tmp_path: Path
 ):
@@ -410,6 +411,7 @@ def _asks_at_once(n: int, home: Path, **env: str) -> list[subprocess.CompletedPr
     return done
 
 
+@pytest.mark.slow  # ~14 s: with `make reliability`, to keep `make test` within its 6 minutes
 def test_two_ingests_and_asks_at_once(kill_corpus: Path, clean_run: dict, tmp_path: Path):
     """Two writers on one data directory take turns (the second waits on the lock of the
     first, seen mid-ingest); asks answer throughout, from the old index while the first writer
