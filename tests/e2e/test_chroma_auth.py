@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.auth_proxy import BEARER, X_CHROMA_TOKEN, SecuredChroma
+from tests.support.auth_proxy import BEARER, X_CHROMA_TOKEN, SecuredChroma, secured_chroma
 from tests.support.cli import run_ragcli
 
 Q = "How do I rotate the on-call pager?"
@@ -29,9 +29,7 @@ NO_CACHE = ("--no-cache", "all")  # every ask reaches the Chroma server
 def secured(
     chroma_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecuredChroma]:
-    server = SecuredChroma(chroma_server.port, tmp_path_factory.mktemp("chroma-auth"))
-    yield server
-    server.stop()
+    yield from secured_chroma(chroma_server.port, tmp_path_factory.mktemp("chroma-auth"))
 
 
 # Four partitions of one chunk each: each gets a collection of its own (partition_rule), so

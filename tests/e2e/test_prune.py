@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from ragcli.status.missing import missing_line
 from ragcli.status.report import collect_status
 from tests.support.cli import ragcli_and_modules, run_ragcli
 from tests.support.pipeline import PAGER, pipeline_for
-from tests.support.reliability import assert_stores_agree, popen_home
+from tests.support.reliability import assert_stores_agree, catalog_meta, popen_home
 
 EMB = LocalEmbedder()
 
@@ -319,19 +318,6 @@ def test_a_daemon_started_before_the_move_never_cites_the_missing_document(
         run_ragcli(home, "daemon", "stop")
 
 
-def _meta(home: Path, key: str) -> str | None:
-    """A catalogue setting as another reader sees it now (None: not readable yet)."""
-    try:
-        conn = sqlite3.connect(f"file:{home / 'catalog.db'}?mode=ro", uri=True, timeout=0.5)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return row[0] if row else None
-
-
 @pytest.mark.slow
 def test_prunes_killed_with_sigkill_converge(tmp_path: Path) -> None:
     """`ragcli prune` killed (SIGKILL) once it has set `index.pending`, or once its catalogue
@@ -348,12 +334,12 @@ def test_prunes_killed_with_sigkill_converge(tmp_path: Path) -> None:
         ingest_now(home, old)
         shutil.rmtree(old)
         ingest_now(home, new)  # marks the old place's documents
-        version = _meta(home, "version")
+        version = catalog_meta(home, "version")
         proc = popen_home(home, "prune")
         while proc.poll() is None:
-            if event == "pending" and _meta(home, "index.pending") == "1":
+            if event == "pending" and catalog_meta(home, "index.pending") == "1":
                 break
-            if event == "catalogued" and _meta(home, "version") not in (None, version):
+            if event == "catalogued" and catalog_meta(home, "version") not in (None, version):
                 break
             time.sleep(0.002)
         if proc.poll() is None:

@@ -25,6 +25,7 @@ from tests.support.cli import REPO, clean_env
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 from tests.support.reliability import (
     SECRET,
+    catalog_meta,
     popen_home,
     remote_env,
     run_home,
@@ -214,19 +215,6 @@ def clean_run(kill_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 KINDS = ("ingest", "update", "rebuild")  # a fresh ingest; an ingest of changed files; a rebuild
 
 
-def _meta(home: Path, key: str) -> str | None:
-    """A catalogue setting as another reader sees it now (None: not readable yet)."""
-    try:
-        conn = sqlite3.connect(f"file:{home / 'catalog.db'}?mode=ro", uri=True, timeout=0.5)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return row[0] if row else None
-
-
 def _segments(home: Path) -> int:
     """Chroma's segment folders (one per collection, made while it is filled)."""
     chroma = home / "chroma"
@@ -260,13 +248,13 @@ def _reached(event: str, n: int, home: Path, srv, proc: subprocess.Popen, before
     if event == "embedded":
         return srv.counters.inputs >= n
     if event == "catalogued":
-        return _meta(home, "version") not in (None, before["version"])
+        return catalog_meta(home, "version") not in (None, before["version"])
     if event == "pending":
-        return _meta(home, "index.pending") == "1"
+        return catalog_meta(home, "index.pending") == "1"
     if event == "built":
         return _segments(home) >= before["segments"] + n
     if event == "switched":
-        return _meta(home, "index.name") not in (None, before["index"])
+        return catalog_meta(home, "index.name") not in (None, before["index"])
     assert event == "locked", event
     with contextlib.suppress(OSError):
         return (home / "writer.lock").read_text().startswith(f"pid {proc.pid}:")
@@ -276,8 +264,8 @@ def _reached(event: str, n: int, home: Path, srv, proc: subprocess.Popen, before
 def _marks(home: Path) -> dict:
     """Where the events stand before a run starts."""
     return {
-        "version": _meta(home, "version"),
-        "index": _meta(home, "index.name"),
+        "version": catalog_meta(home, "version"),
+        "index": catalog_meta(home, "index.name"),
         "segments": _segments(home),
     }
 

@@ -13,6 +13,7 @@ import http.client
 import secrets
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -179,3 +180,10 @@ class SecuredChroma:
     def stop(self) -> None:
         self.tls.stop()
         self.proxy.stop()
+
+
+def secured_chroma(chroma_port: int, directory: Path) -> Iterator[SecuredChroma]:
+    """A module fixture's body: a SecuredChroma for the module, stopped after it."""
+    server = SecuredChroma(chroma_port, directory)
+    yield server
+    server.stop()

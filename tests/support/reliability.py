@@ -127,3 +127,16 @@ def write_corpus(root: Path, docs: int = 4, edition: int = 0) -> Path:
         ]
         (root / part / f"doc{f}.md").write_text(f"# Doc {f}\n\n" + "\n\n".join(paragraphs) + "\n")
     return root
+
+
+def catalog_meta(home: Path, key: str) -> str | None:
+    """A catalogue setting as another reader sees it now (None: not readable yet)."""
+    try:
+        conn = sqlite3.connect(f"file:{home / 'catalog.db'}?mode=ro", uri=True, timeout=0.5)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None

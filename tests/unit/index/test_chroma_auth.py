@@ -17,16 +17,14 @@ import pytest
 from ragcli.core.urls import ChromaAccess
 from ragcli.index.chroma_http import TokenRefused, missing_collections, warn_cleartext
 from ragcli.index.store import HnswParams, Store, StoreError
-from tests.support.auth_proxy import X_CHROMA_TOKEN, SecuredChroma
+from tests.support.auth_proxy import X_CHROMA_TOKEN, SecuredChroma, secured_chroma
 
 
 @pytest.fixture(scope="module")
 def secured(
     chroma_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecuredChroma]:
-    server = SecuredChroma(chroma_server.port, tmp_path_factory.mktemp("chroma-auth"))
-    yield server
-    server.stop()
+    yield from secured_chroma(chroma_server.port, tmp_path_factory.mktemp("chroma-auth"))
 
 
 def _access(

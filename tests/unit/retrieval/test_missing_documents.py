@@ -16,29 +16,16 @@ import pytest
 from ragcli.core.records import Chunk, Document, FileRef
 from ragcli.index.catalog import Catalog, LexicalFilter
 from ragcli.index.indexing import IndexInfo
-from ragcli.index.store import Hit, HnswParams, Store
+from ragcli.index.store import HnswParams
 from ragcli.retrieval.scope import Scope
 from ragcli.retrieval.search import Searcher, global_depth, present_depth
+from tests.support.stores import RecordingStore
 
 DIMS = 16
 ROOT = Path("/corpus")
 GLOBAL = "missing-test-global"
 OWN_B = "missing-test-global-p-b"
 SIZES = {"a": 120, "b": 80}
-
-
-class RecordingStore(Store):
-    """A real embedded Chroma store that also records each query's (collection, k, where)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.calls: list[tuple[str, int, dict | None]] = []
-
-    def query(
-        self, name: str, vectors: np.ndarray, k: int, where: dict | None = None
-    ) -> list[list[Hit]]:
-        self.calls.append((name, k, where))
-        return super().query(name, vectors, k, where)
 
 
 def unit(m: np.ndarray) -> np.ndarray:

@@ -19,27 +19,14 @@ import pytest
 from ragcli.core.records import Chunk, Document, FileRef
 from ragcli.index.catalog import Catalog, LexicalFilter
 from ragcli.index.indexing import IndexInfo
-from ragcli.index.store import Hit, HnswParams, Store
+from ragcli.index.store import HnswParams
 from ragcli.retrieval.scope import Scope
 from ragcli.retrieval.search import OVERFETCH_MAX, Searcher, global_depth, search_in_scope
+from tests.support.stores import RecordingStore
 
 DIMS = 16
 ROOT = Path("/corpus")
 GLOBAL = "scope-test-global"
-
-
-class RecordingStore(Store):
-    """A real embedded Chroma store that also records each query's (collection, k, where)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.calls: list[tuple[str, int, dict | None]] = []
-
-    def query(
-        self, name: str, vectors: np.ndarray, k: int, where: dict | None = None
-    ) -> list[list[Hit]]:
-        self.calls.append((name, k, where))
-        return super().query(name, vectors, k, where)
 
 
 @dataclass
