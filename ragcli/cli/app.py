@@ -18,10 +18,9 @@ from typing import Annotated, NoReturn  # noqa: E402
 
 import typer  # noqa: E402
 
-from ragcli import __version__  # noqa: E402
 from ragcli.cli import ask, cache, daemon, index, ingest, profile, prune, serve, status  # noqa: E402
 from ragcli.cli import eval as eval_command  # noqa: E402
-from ragcli.cli.common import GlobalOptions  # noqa: E402
+from ragcli.cli.common import GlobalOptions, set_quiet  # noqa: E402
 from ragcli.cli.model import model_app  # noqa: E402
 from ragcli.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, RagcliError  # noqa: E402
 
@@ -29,14 +28,16 @@ app = typer.Typer(
     name="ragcli",
     help="Retrieval-augmented generation from the shell, built for time-to-first-token.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
 
 def _version(value: bool) -> None:
     if value:
-        print(f"ragcli {__version__}")
+        from ragcli.cli.version import version_lines
+
+        print("\n".join(version_lines()))
         raise typer.Exit()
 
 
@@ -69,11 +70,27 @@ def _main(
             "directory).",
         ),
     ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="For scripts: no progress bars, notes or warnings on stderr (errors still "
+            "print, in one line); stdout is unchanged.",
+        ),
+    ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Show the versions of ragcli, its embedding model, Chroma and Python.",
+        ),
     ] = False,
 ) -> None:
-    ctx.obj = GlobalOptions(data_dir, config, chroma_url, redis_url)
+    set_quiet(quiet)
+    ctx.obj = GlobalOptions(data_dir, config, chroma_url, redis_url, quiet)
 
 
 # The commands, in the order `ragcli --help` lists them.

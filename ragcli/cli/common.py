@@ -79,6 +79,7 @@ class GlobalOptions:
     config: Path | None = None
     chroma_url: str | None = None
     redis_url: str | None = None
+    quiet: bool = False
 
     def argv(self) -> list[str]:
         """The same options as arguments of a fresh `ragcli` process."""
@@ -91,6 +92,8 @@ class GlobalOptions:
         ):
             if value:
                 out += [flag, str(value)]
+        if self.quiet:
+            out.append("--quiet")
         return out
 
 
@@ -111,18 +114,42 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
 
 
 # ---------------------------------------------------------------------------------- output
+_quiet = False  # `ragcli -q`: set once by the app's callback, before the command runs
+
+
+def set_quiet(quiet: bool) -> None:
+    """`-q/--quiet`: every console from `stderr()` prints nothing, `note()` neither."""
+    global _quiet
+    _quiet = quiet
+
+
+def is_quiet() -> bool:
+    """Whether `-q/--quiet` was given: progress bars, notes and warnings are not shown."""
+    return _quiet
+
+
 def stderr() -> Console:
-    """A rich console on stderr (notes, progress, warnings)."""
+    """A rich console on stderr (notes, progress, warnings); silent under `-q`. Errors do not
+    go through it: `main()` prints them with `print`, quiet or not."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, quiet=_quiet)
+
+
+def note(line: str) -> None:
+    """An informational line on stderr, unless `-q`."""
+    import sys
+
+    if not _quiet:
+        print(line, file=sys.stderr, flush=True)
 
 
 def stdout() -> Console:
-    """A rich console on stdout (rendered reports)."""
-    from rich.console import Console
+    """A rich console on stdout (rendered reports): its tables are never cut, in a pipe or on
+    a narrow terminal (ragcli.cli.output)."""
+    from ragcli.cli.output import report_console
 
-    return Console(highlight=False)
+    return report_console()
 
 
 def print_json(data: Any, flush: bool = False) -> None:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ragcli.cli.common import JsonFlag, WaitOpt, print_json, run, settings_from, stderr
+from ragcli.cli.common import (
+    JsonFlag,
+    WaitOpt,
+    is_quiet,
+    print_json,
+    run,
+    settings_from,
+    stderr,
+)
 from ragcli.embedders.registry import help_text as embedder_help
 
 if TYPE_CHECKING:
@@ -92,7 +100,7 @@ def ingest(
     request = IngestRequest(paths, partition, follow_symlinks, max_file_size, prune)
     model = open_embedder(settings)
     with writer_lock(settings.data_dir, wait, "ingest", stderr_notice):
-        show_progress = not as_json and sys.stderr.isatty()
+        show_progress = not as_json and not is_quiet() and sys.stderr.isatty()
         report = _ingest(request, settings, model, show_progress)
     if as_json:
         print_json(report.as_dict())

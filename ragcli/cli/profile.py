@@ -25,6 +25,7 @@ from ragcli.cli.common import (
     SinceOpt,
     SourceOpt,
     global_options,
+    note,
     print_json,
     run,
     settings_from,
@@ -268,7 +269,7 @@ async def _prewarm(pipeline: Pipeline, quiet: bool) -> tuple[str, list[Span]]:
         f"{pipeline.generator.name} ready in {before[0].ms / 1000:.2f} s"
     )
     if not quiet:
-        print(f"ragcli profile: prewarmed: {warmed}", file=sys.stderr, flush=True)
+        note(f"ragcli profile: prewarmed: {warmed}")
     return warmed, before
 
 
