@@ -49,10 +49,11 @@ def cache_clear(
 ) -> None:
     """Empty caches. Embeddings are the expensive one: a later ingest or index rebuild re-embeds."""
     from ragcli.caches.admin import clear
-    from ragcli.core.locking import stderr_notice, writer_lock
+    from ragcli.cli.common import lock_notice
+    from ragcli.core.locking import writer_lock
 
     settings = settings_from(ctx)
-    with writer_lock(settings.data_dir, wait, "cache clear", stderr_notice):
+    with writer_lock(settings.data_dir, wait, "cache clear", lock_notice):
         removed = clear(settings, which)
     if as_json:
         print_json({"removed": removed})

@@ -144,6 +144,11 @@ def note(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def lock_notice(message: str) -> None:
+    """The writer lock's "waiting for another writer" notice, unless `-q`."""
+    note(f"ragcli: {message}")
+
+
 def stdout() -> Console:
     """A rich console on stdout (rendered reports): its tables are never cut, in a pipe or on
     a narrow terminal (ragcli.cli.output)."""

@@ -65,7 +65,7 @@ def eval_(
 ) -> None:
     """Measure retrieval quality (recall@k, hit@k, MRR@10, nDCG@10; chunk and document level)
     and retrieval latency on a relevance set, for every configuration of a sweep."""
-    from ragcli.core.locking import stderr_notice
+    from ragcli.cli.common import lock_notice
     from ragcli.eval.run import run_eval
 
     report, verdicts = run_eval(
@@ -80,7 +80,7 @@ def eval_(
         minimums=minimum,
         repeats=repeats,
         wait=wait,
-        notify=stderr_notice,
+        notify=lock_notice,
     )
     _write_report(report, verdicts, svg, as_json)
     _enforce_minimums(verdicts)

@@ -24,7 +24,8 @@ def index(
     as_json: JsonFlag = False,
 ) -> None:
     """Build or tune the HNSW index; report its size, build time and recall@10 vs exact search."""
-    from ragcli.core.locking import stderr_notice, writer_lock
+    from ragcli.cli.common import lock_notice
+    from ragcli.core.locking import writer_lock
     from ragcli.index.tuning import tune_index
 
     settings = settings_from(
@@ -32,7 +33,7 @@ def index(
     )
     flags = {"m": m, "ef_construction": ef_construction, "ef_search": ef_search}
     chosen = {k: v for k, v in flags.items() if v is not None}
-    with writer_lock(settings.data_dir, wait, "index", stderr_notice):
+    with writer_lock(settings.data_dir, wait, "index", lock_notice):
         result = run(tune_index(settings, chosen, rebuild, recall_queries))
     if as_json:
         print_json(result)

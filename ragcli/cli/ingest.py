@@ -85,7 +85,8 @@ def ingest(
     as_json: JsonFlag = False,
 ) -> None:
     """Read documents, chunk them by tokens, embed them (cached) and index them."""
-    from ragcli.core.locking import stderr_notice, writer_lock
+    from ragcli.cli.common import lock_notice
+    from ragcli.core.locking import writer_lock
     from ragcli.embedders import open_embedder
 
     settings = settings_from(
@@ -99,7 +100,7 @@ def ingest(
     )
     request = IngestRequest(paths, partition, follow_symlinks, max_file_size, prune)
     model = open_embedder(settings)
-    with writer_lock(settings.data_dir, wait, "ingest", stderr_notice):
+    with writer_lock(settings.data_dir, wait, "ingest", lock_notice):
         show_progress = not as_json and not is_quiet() and sys.stderr.isatty()
         report = _ingest(request, settings, model, show_progress)
     if as_json:

@@ -210,3 +210,19 @@ def test_shell_completion_is_offered_and_completes_commands(home: Path) -> None:
     )
     done = ragcli(_RAGCLI_COMPLETE="complete_bash", COMP_WORDS="ragcli cache ", COMP_CWORD="2")
     assert set(done.stdout.split()) >= {"stats", "clear"}
+
+
+def test_quiet_drops_the_writer_lock_notice_but_not_the_error(home: Path) -> None:
+    from tests.support.locking import hold_lock
+
+    holder = hold_lock(home)
+    try:
+        loud = run_ragcli(home, "index", "--wait", "0.3")
+        quiet = run_ragcli(home, "-q", "index", "--wait", "0.3")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert loud.returncode == quiet.returncode == 5
+    assert "waiting up to 0.3 s for another ragcli writer" in loud.stderr
+    assert quiet.stderr.startswith("ragcli: error: another ragcli writer is using")
+    assert quiet.stderr.count("\n") == 1
