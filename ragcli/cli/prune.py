@@ -28,9 +28,10 @@ def prune(
     if dry_run:  # writes nothing: no writer lock
         report = run(run_prune(settings, dry_run=True))
     else:
-        from ragcli.core.locking import stderr_notice, writer_lock
+        from ragcli.cli.common import lock_notice
+        from ragcli.core.locking import writer_lock
 
-        with writer_lock(settings.data_dir, wait, "prune", stderr_notice):
+        with writer_lock(settings.data_dir, wait, "prune", lock_notice):
             report = run(run_prune(settings))
     if as_json:
         print_json(report.as_dict())
