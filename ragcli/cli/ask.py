@@ -97,7 +97,7 @@ def ask(
     flags = QueryFlags(k, tuple(partition or ()), since, source)
     queries = queries_from(question, batch, flags)
     if settings.server:
-        _ask_remote(settings.server, queries, as_json, batch is not None)
+        _ask_remote(settings.server, queries, as_json, batch is not None, settings.source_floor)
         return
     from ragcli.retrieval.pipeline import Pipeline
 
@@ -125,7 +125,9 @@ async def _ask_local(pipeline: Pipeline, queries: list[Query], as_json: bool, ba
         pipeline.close()
 
 
-def _ask_remote(server: str, queries: list[Query], as_json: bool, batch: bool) -> None:
+def _ask_remote(
+    server: str, queries: list[Query], as_json: bool, batch: bool, floor: float
+) -> None:
     """Ask a running `ragcli serve`, streaming its tokens as they arrive (not in --json)."""
     from ragcli.retrieval.session import write_sources
     from ragcli.serve.remote import ask_remote
@@ -142,4 +144,4 @@ def _ask_remote(server: str, queries: list[Query], as_json: bool, batch: bool) -
         if as_json:
             print_json(result, flush=True)
         else:
-            write_sources(result, _Console())
+            write_sources(result, _Console(), floor)

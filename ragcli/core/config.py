@@ -97,6 +97,11 @@ class Settings:
     no_cache: str = field(default="", metadata={"env": ("RAGCLI_NO_CACHE",)})
     answer_ttl: int = field(default=7 * 24 * 3600, metadata={"env": ("RAGCLI_ANSWER_TTL",)})
     semantic_threshold: float = field(default=0.0, metadata={"env": ("RAGCLI_SEMANTIC_THRESHOLD",)})
+    # ask abstains when the best chunk's cosine to the question is below (0: never);
+    # benchmarks/abstention.py calibrates it on the sample corpus.
+    abstain_threshold: float = field(default=0.4, metadata={"env": ("RAGCLI_ABSTAIN_THRESHOLD",)})
+    # ask prints the sources whose cosine is at least this share of the best one's.
+    source_floor: float = field(default=0.8, metadata={"env": ("RAGCLI_SOURCE_FLOOR",)})
     retrieval_cache_size: int = field(
         default=20_000, metadata={"env": ("RAGCLI_RETRIEVAL_CACHE_SIZE",)}
     )

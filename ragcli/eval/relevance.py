@@ -56,6 +56,7 @@ class RelevanceSet:
     qrels: Qrels
     corpus: list[CorpusDoc] | None = None  # BEIR sets carry their documents
     skipped: list[str] = field(default_factory=list)  # query ids dropped: nothing relevant
+    unanswerable: list[EvalQuery] = field(default_factory=list)  # those queries (abstention)
 
     @property
     def judged(self) -> list[EvalQuery]:
@@ -324,7 +325,8 @@ def _finish(rset: RelevanceSet) -> RelevanceSet:
     """Drop queries with nothing relevant (as BEIR and trec_eval do); refuse an empty set."""
     known = {q.id for q in rset.queries}
     judged = rset.judged
-    rset.skipped = [q.id for q in rset.queries if q not in judged]
+    rset.unanswerable = [q for q in rset.queries if q not in judged]
+    rset.skipped = [q.id for q in rset.unanswerable]
     if not judged:
         raise RelevanceError(
             f"{rset.path}: no query has a relevant document "

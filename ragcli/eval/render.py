@@ -71,6 +71,13 @@ def render_eval(console: Console, report: dict[str, Any]) -> None:
         notes.append(
             f"{s['skipped_queries']} queries have no relevant document in the judgements: skipped"
         )
+    a = report.get("abstention")
+    if a:
+        notes.append(
+            f"abstention (threshold {a['threshold']}): abstained on {a['abstained']}/"
+            f"{a['unanswerable']} unanswerable queries, answered {a['answered']}/"
+            f"{a['answerable']} of the others"
+        )
     if s.get("missing_documents"):
         examples = ", ".join(s["missing_examples"][:3])
         notes.append(

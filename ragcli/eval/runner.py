@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ragcli.core.datadir import DataDir
 from ragcli.core.errors import NotReadyError
 from ragcli.eval import metrics
+from ragcli.eval.abstention import abstention
 from ragcli.eval.ef_search import ef_search_control
 from ragcli.eval.judging import Judged, judge
 from ragcli.eval.sweeps import Config, configurations
@@ -246,6 +247,7 @@ async def evaluate(
         run = _Run(rset, judged, repeats, cuts(max(c.k for c in configs), minimums))
         with ef_search_control(settings.data_dir, catalog, settings.chroma) as set_ef:
             results = await _run_all(settings, base, configs, run, set_ef, embedder)
+        abstained = await abstention(settings, rset, settings.k, embedder)  # as `ask` asks
     finally:
         catalog.close()
     return {
@@ -260,4 +262,5 @@ async def evaluate(
         "settings": {"no_cache": NO_CACHE, "warmup_passes": 1, "repeats": repeats},
         "configurations": [_config_row(results[c]) for c in configs],
         "embed_miss_ms": summarize(run.embed_miss_ms) if run.embed_miss_ms else None,
+        "abstention": abstained,
     }

@@ -54,6 +54,11 @@ class Answer:
         return self.done.cached if self.done is not None else ""
 
     @property
+    def answered(self) -> bool:
+        """False when the pipeline abstained (no answer in the indexed documents)."""
+        return self.done.answered if self.done is not None else True
+
+    @property
     def ttft_ms(self) -> float | None:
         """Question received → first answer token, in ms; None before the first token."""
         done = self.done

@@ -57,6 +57,7 @@ class DoneEvent:
     tokens: int  # streamed pieces
     cached: str = ""  # "", "exact" or "semantic"
     piece_times_ns: tuple[int, ...] = ()  # arrival of each streamed piece (for ITL)
+    answered: bool = True  # False: the evidence was too weak (retrieval.relevance)
 
 
 Event = Span | SourcesEvent | TokenEvent | DoneEvent

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragcli.caches.backends import Caches, open_caches
-from ragcli.caches.keys import digest_key
+from ragcli.caches.keys import digest_key, embedding_key
 from ragcli.caches.null import NullAnswerCache, NullEmbeddingCache, NullRetrievalCache
 from ragcli.core.datadir import DataDir
 from ragcli.core.errors import NotReadyError, UsageError
@@ -43,7 +43,8 @@ from ragcli.retrieval.events import (
     Span,
     TokenEvent,
 )
-from ragcli.retrieval.prompt import build_prompt
+from ragcli.retrieval.prompt import Source, build_prompt
+from ragcli.retrieval.relevance import NO_ANSWER, abstains, cosines, unmatched_names
 from ragcli.retrieval.replay import answer_key, cache_kind, replay
 from ragcli.retrieval.scope import Scope, resolve_scope
 from ragcli.retrieval.search import Hits, Searcher
@@ -459,6 +460,67 @@ class Pipeline:
             else:
                 r = item
         assert r is not None
+        relevance, load = await self._relevance(r)
+        if load:
+            yield load
+        if self._abstains(r, relevance):
+            # Decided before the answer cache and the generator: no LLM call, nothing cached
+            # (the retrieval and the vectors are, so asking again costs no model).
+            for event in _abstention(r, relevance, self.generator.name):
+                yield event
+            return
+        async for event in self._answer(r):
+            if isinstance(event, SourcesEvent):
+                event = SourcesEvent(with_relevance(event.sources, relevance), event.prompt)
+            yield event
+
+    async def answers(self, query: Query) -> tuple[bool, float | None]:
+        """Whether `ask` would answer the question (False: it would abstain), and the best
+        retrieved chunk's relevance (None: nothing retrieved); no generation (eval)."""
+        r: _Retrieval | None = None
+        async for item in self._retrieval_steps(query, for_answer=False):
+            if not isinstance(item, Span):
+                r = item
+        assert r is not None
+        relevance, _ = await self._relevance(r)
+        return not self._abstains(r, relevance), max(relevance.values(), default=None)
+
+    def _abstains(self, r: _Retrieval, relevance: dict[str, float]) -> bool:
+        """Too weak evidence (retrieval.relevance): decided before the answer cache and any
+        generator, so an abstention costs no LLM call."""
+        best = max(relevance.values(), default=None)
+        texts = [f"{c.title} {c.text}" for c, _ in r.ranked]
+        names = unmatched_names(r.question, texts) if best is not None else []
+        return abstains(best, self.settings.abstain_threshold, names)
+
+    async def _relevance(self, r: _Retrieval) -> tuple[dict[str, float], Span | None]:
+        """Each retrieved chunk's cosine to the question, from the vectors the embedding cache
+        holds (ingest stored the chunks'; retrieval the question's): no model on a warm cache.
+        These lookups are not counted as the cache's hits and misses (those count what
+        retrieval embeds). Skipped (empty) when neither abstention nor the source floor is on."""
+        s = self.settings
+        if not r.ranked or (s.abstain_threshold <= 0 and s.source_floor <= 0):
+            return {}, None
+        texts = [r.question] + [c.text for c, _ in r.ranked]
+        e, cache = self.embedder, self.embedding_cache
+        keys = [embedding_key(e.cache_id, e.dimensions, t) for t in texts]
+        hits, misses = cache.counters.hits, cache.counters.misses
+        found = cache.get_many(keys)  # synchronous: no other question counts meanwhile
+        cache.counters.hits, cache.counters.misses = hits, misses
+        load: Span | None = None
+        todo = sorted({t for k, t in zip(keys, texts, strict=True) if k not in found})
+        if todo:
+            load = await self._embedder_ready()
+            fresh = await self.embedder.aembed(todo)
+            by_text = {t: v.astype("float32").tobytes() for t, v in zip(todo, fresh, strict=True)}
+            found.update({k: by_text[t] for k, t in zip(keys, texts, strict=True) if t in by_text})
+        np = native_import("numpy")
+        vectors = np.stack([np.frombuffer(found[k], dtype=np.float32) for k in keys])
+        values = cosines(vectors[0], vectors[1:])
+        return {c.id: v for (c, _), v in zip(r.ranked, values, strict=True)}, load
+
+    async def _answer(self, r: _Retrieval) -> AsyncIterator[Event]:
+        """The answer cache, else prompt and generation."""
         akey = answer_key(
             r.question,
             [c.id for c, _ in r.ranked],
@@ -556,6 +618,23 @@ class Pipeline:
                 index_version=r.index.version,
             )
         yield DoneEvent(answer, name, r.started_ns, first, end, len(pieces), "", tuple(times))
+
+
+def with_relevance(sources: Sequence[Source], relevance: dict[str, float]) -> list[Source]:
+    """The sources with their relevance (cosine to the question) filled in."""
+    return [replace(s, relevance=relevance.get(s.chunk.id)) for s in sources]
+
+
+def _abstention(r: _Retrieval, relevance: dict[str, float], generator: str) -> Iterator[Event]:
+    """The events of "no answer": the closest sources, best first, and the fixed sentence."""
+    closest = [
+        Source(n, chunk, score, n, relevance.get(chunk.id))
+        for n, (chunk, score) in enumerate(r.ranked, start=1)
+    ]
+    yield SourcesEvent(closest, None)
+    now = time.perf_counter_ns()
+    yield TokenEvent(NO_ANSWER)
+    yield DoneEvent(NO_ANSWER, generator, r.started_ns, now, now, 1, answered=False)
 
 
 def _checked(question: str) -> str:

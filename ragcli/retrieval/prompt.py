@@ -31,6 +31,7 @@ class Source:
     chunk: ChunkRecord
     score: float
     rank: int = 1  # 1 = the best retrieved source
+    relevance: float | None = None  # cosine to the question (retrieval.relevance)
 
     def as_dict(self) -> dict[str, object]:
         """How a source is shown in `--json` and by `serve`."""
@@ -45,6 +46,7 @@ class Source:
             "date": c.date,
             "score": round(self.score, 4),
             "chunk_id": c.id,
+            "relevance": None if self.relevance is None else round(self.relevance, 4),
         }
 
 

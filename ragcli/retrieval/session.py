@@ -7,17 +7,20 @@ the daemon streams to a client (ragcli.daemon.routes), so both print the same by
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ragcli.core.errors import ProviderError
 from ragcli.retrieval.answer import Answer, collect
+from ragcli.retrieval.relevance import shown
 
 if TYPE_CHECKING:
     from ragcli.retrieval.events import Query
     from ragcli.retrieval.pipeline import Pipeline
 
 Counters = dict[str, dict[str, int]]
+_CITATION = re.compile(r"\[(\d+)\]")
 
 
 class Output(Protocol):
@@ -44,7 +47,7 @@ async def answer_all(
         if as_json:
             out.write(json.dumps(result) + "\n")
         else:
-            write_sources(result, out)
+            write_sources(result, out, pipeline.settings.source_floor)
 
 
 async def answer_one(pipeline: Pipeline, query: Query, out: Output, stream: bool) -> dict[str, Any]:
@@ -75,6 +78,7 @@ async def answer_one(pipeline: Pipeline, query: Query, out: Output, stream: bool
         "answer": answer.text,
         "generator": answer.done.generator,
         "cached": answer.cached or False,
+        "answered": answer.answered,
         "sources": answer.source_dicts(),
         "ttft_ms": round(answer.ttft_ms, 3),
     }
@@ -88,21 +92,29 @@ def since(now: Counters, before: Counters) -> Counters:
     }
 
 
-def write_sources(result: dict[str, Any], out: Output) -> None:
-    """After the answer: one line per cited document, best first."""
+def write_sources(result: dict[str, Any], out: Output, floor: float = 0.0) -> None:
+    """After the answer: one line per document. An answer's sources: those it cites first,
+    then by rank, only those whose relevance reaches `floor` × the best one's; an abstention's
+    closest sources, labelled as such (none of them is cited)."""
     if result["cached"]:
         out.note(f"(cached answer: {result['cached']} match)")
     out.write("\n\n")
-    out.write("Sources:\n")
-    # One line per document, best first; the numbers are its chunks as cited in the answer
-    # (the prefix-cache prompt layout numbers sources in document order, not by rank).
+    answered = result.get("answered", True)
+    out.write("Sources:\n" if answered else "Closest sources (they do not answer it):\n")
+    # One line per document; the numbers are its chunks as cited in the answer (the
+    # prefix-cache prompt layout numbers sources in document order, not by rank).
+    cited = {int(n) for n in _CITATION.findall(result["answer"])} if answered else set()
+    kept = shown(result["sources"], floor) if answered else result["sources"]
+    order = sorted(kept, key=lambda s: (s["number"] not in cited, s.get("rank", s["number"])))
     docs: dict[str, list[dict[str, Any]]] = {}
-    for s in sorted(result["sources"], key=lambda s: s.get("rank", s["number"])):
+    for s in order:
         docs.setdefault(s["source"], []).append(s)
     for source, chunks in docs.items():
         first = chunks[0]
-        refs = "".join(f"[{c['number']}]" for c in chunks)
+        refs = "".join(f"[{c['number']}]" for c in chunks) if answered else "-"
+        values = [c["relevance"] for c in chunks if c.get("relevance") is not None]
+        relevance = f"relevance {max(values):.2f}" if values else "relevance —"
         out.write(
             f"  {refs} {source} — {first['title']} ({first['partition']}, {first['date']}) "
-            f"score {max(c['score'] for c in chunks):.3f}\n"
+            f"{relevance}\n"
         )

@@ -152,6 +152,7 @@ def ask_remote(server: str, query: Query, on_token: Callable[[str], None]) -> di
         "answer": "".join(pieces),
         "generator": final.get("model", ""),
         "cached": info.get("cached") or False,
+        "answered": info.get("answered", True),
         "sources": final.get("sources", []),
         "ttft_ms": round(((first or time.perf_counter_ns()) - started) / 1e6, 3),
         "server": {"url": url, "ttft_ms": info.get("ttft_ms"), "spans": info.get("spans", [])},

@@ -40,10 +40,12 @@ class Completion:
 
 
 def ragcli_info(answer: Answer) -> dict[str, Any]:
-    """The `ragcli` extra field: cache outcome, the server's TTFT and its stage spans."""
+    """The `ragcli` extra field: cache outcome, whether it answered (False: no answer in the
+    indexed documents), the server's TTFT and its stage spans."""
     ttft = answer.ttft_ms
     return {
         "cached": answer.cached or False,
+        "answered": answer.answered,
         "ttft_ms": round(ttft, 3) if ttft is not None else None,
         "spans": answer.span_dicts(),
     }

@@ -83,6 +83,7 @@ def _remote_settings(home: Path, srv: OpenAICompatibleServer):
         openai_base_url=srv.base_url,
         openai_api_key=KEY,
         llm="extractive",
+        abstain_threshold=0.0,  # the fake server's vectors carry no meaning to abstain on
     )
 
 
@@ -143,6 +144,7 @@ def test_batch_embeds_once_and_searches_once(home: Path, corpus: Path, tmp_path:
             "RAGCLI_EMBED_CONCURRENCY": "1",
             "OPENAI_BASE_URL": srv.base_url,
             "OPENAI_API_KEY": KEY,
+            "RAGCLI_ABSTAIN_THRESHOLD": "0",
         }
         proc = run_ragcli(
             home, "ask", "--batch", str(batch_file), "--llm", "extractive", "--json", **env

@@ -167,6 +167,26 @@ def test_ingest_a_beir_corpus(eval_home: Path, home: Path) -> None:
     assert again["ingest"]["embedded"] == 0 and again["ingest"]["chunks_added"] == 0
 
 
+def test_eval_reports_abstention_on_unanswerable_queries(eval_home: Path, tmp_path: Path) -> None:
+    """Queries without a relevant document (BEIR-style) are asked whether `ask` would answer:
+    the shipped out-of-corpus questions are abstained on, the in-corpus ones answered."""
+    root = tmp_path / "mixed"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").symlink_to(SHIPPED / "corpus.jsonl")
+    lines = (SHIPPED / "queries.jsonl").read_text().splitlines()[:4]
+    lines += (SHIPPED / "unanswerable.jsonl").read_text().splitlines()[:3]
+    (root / "queries.jsonl").write_text("\n".join(lines) + "\n")
+    qrels = (SHIPPED / "qrels" / "test.tsv").read_text().splitlines()[:5]
+    (root / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n")
+    proc = run_ragcli(eval_home, "eval", str(root), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["set"]["skipped_queries"] == 3
+    assert report["abstention"] == {
+        "threshold": 0.4, "unanswerable": 3, "abstained": 3, "answerable": 4, "answered": 4
+    }  # fmt: skip
+
+
 def _text_hashes(home: Path) -> list[str]:
     conn = sqlite3.connect(home / "catalog.db")
     try:

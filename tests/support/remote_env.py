@@ -16,5 +16,6 @@ def remote_env(srv: OpenAICompatibleServer, *, key: str, dims: int, **extra: str
         "RAGCLI_CHUNK_OVERLAP": "8",
         "OPENAI_BASE_URL": srv.base_url,
         "OPENAI_API_KEY": key,
+        "RAGCLI_ABSTAIN_THRESHOLD": "0",  # the fake server's vectors carry no meaning
         **extra,
     }

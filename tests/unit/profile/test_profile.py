@@ -94,6 +94,9 @@ def test_each_ablation_variant_switches_its_optimisation_off(home: Path, corpus:
                 "embed_concurrency": 1,  # one request per embedding call
                 "openai_base_url": srv.base_url,
                 "openai_api_key": KEY,
+                # the fake server's vectors carry no meaning: no relevance to measure
+                "abstain_threshold": 0.0,
+                "source_floor": 0.0,
             },
             environ={},
         )

@@ -25,7 +25,7 @@ from tests.support.cli import copy_home
 Q = "How do I rotate the on-call pager?"
 PAGER = "runbooks/rotate-on-call-pager.md"
 SOURCE_KEYS = {"number", "rank", "source", "path", "title", "partition", "date", "score",
-               "chunk_id"}  # fmt: skip
+               "chunk_id", "relevance"}  # fmt: skip
 CHUNK_KEYS = {"id", "score", "text", "source", "path", "title", "partition", "date"}
 
 
@@ -97,6 +97,7 @@ def test_chat_completion_whole_then_streamed_from_the_answer_cache(client: TestC
     assert last["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     assert last["sources"] == whole["sources"]
     assert last["ragcli"]["cached"] == "exact" and last["ragcli"]["ttft_ms"] > 0
+    assert info["answered"] is True and last["ragcli"]["answered"] is True
     assert [s["name"] for s in last["ragcli"]["spans"]][-2:] == ["llm.first_token", "llm.stream"]
 
 

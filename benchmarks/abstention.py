@@ -1,0 +1,142 @@
+"""Abstention on the sample corpus: where to put `abstain_threshold`.
+
+Answers the 40 in-corpus questions (tests/fixtures/sample_questions.jsonl) and the
+out-of-corpus ones (eval/sample_corpus/unanswerable.jsonl) on the offline defaults
+(extractive, hybrid) with abstention off, records each question's best relevance (the best
+retrieved chunk's cosine to the question), then sweeps the threshold: out-of-corpus questions
+abstained x/N, in-corpus questions answered with the expected fact y/40, hit@1 (the right
+document ranked first). A last pass with the default settings checks the chosen threshold end
+to end.
+
+    .venv/bin/python benchmarks/abstention.py [--quick] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import benchmeta
+
+from ragcli.core.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CORPUS = REPO / "tests/fixtures/sample_questions.jsonl"
+OUT_OF_CORPUS = REPO / "eval/sample_corpus/unanswerable.jsonl"
+DEFAULT = Settings().abstain_threshold
+SWEEP = [0.0, 0.2, 0.3, 0.35, 0.38, 0.4, 0.42, 0.45, 0.5]
+
+
+def ragcli(home: Path, *args: str, **env_extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGCLI_", "OPENAI_"))}
+    env.update(env_extra, RAGCLI_DAEMON="off")
+    cmd = [sys.executable, "-m", "ragcli", "--data-dir", str(home), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    if proc.returncode != 0:
+        raise SystemExit(f"ragcli {' '.join(args[:3])} failed: {proc.stderr.strip()[-800:]}")
+    return proc.stdout
+
+
+def ask_all(home: Path, questions: list[str], tmp: Path, **env: str) -> list[dict[str, Any]]:
+    batch = tmp / "questions.txt"
+    batch.write_text("".join(q + "\n" for q in questions))
+    out = ragcli(home, "ask", "--batch", str(batch), "--json", "--no-cache", "answer", **env)
+    results = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert len(results) == len(questions), (len(results), len(questions))
+    return results
+
+
+def best(result: dict[str, Any]) -> float:
+    return max((s["relevance"] or 0.0 for s in result["sources"]), default=0.0)
+
+
+def hit1(q: dict[str, Any], r: dict[str, Any]) -> bool:
+    ranked = sorted(r["sources"], key=lambda s: s["rank"])
+    return bool(ranked) and ranked[0]["path"] in q["sources"]
+
+
+def measure(
+    home: Path, tmp: Path, t: float, questions: list[dict], unanswerable: list[dict], off: list
+) -> dict[str, Any]:
+    """Both sets asked with abstain_threshold t (cosine and names), and cosine alone at t from
+    the best relevances `off` recorded with abstention off."""
+    env = {"RAGCLI_ABSTAIN_THRESHOLD": str(t)}
+    got_in = ask_all(home, [q["question"] for q in questions], tmp, **env)
+    got_out = ask_all(home, [q["text"] for q in unanswerable], tmp, **env)
+    return {
+        "threshold": t,
+        "abstained_out": sum(not r["answered"] for r in got_out),
+        "answered_in_with_fact": sum(
+            r["answered"] and q["answer"].lower() in r["answer"].lower()
+            for q, r in zip(questions, got_in, strict=True)
+        ),
+        "abstained_in": sum(not r["answered"] for r in got_in),
+        "hit1": sum(hit1(q, r) for q, r in zip(questions, got_in, strict=True)),
+        "cosine_only_abstained_out": sum(t > 0 and b < t for b in off),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    benchmeta.add_common(parser, "abstention")
+    args = parser.parse_args()
+    questions = [json.loads(x) for x in IN_CORPUS.read_text().splitlines() if x.strip()]
+    unanswerable = [json.loads(x) for x in OUT_OF_CORPUS.read_text().splitlines() if x.strip()]
+    sweep: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="ragcli-abstention-") as tmp_name:
+        tmp, home = Path(tmp_name), Path(tmp_name) / "home"
+        ragcli(home, "ingest", "sample_corpus", "--json")
+        off = {"RAGCLI_ABSTAIN_THRESHOLD": "0"}
+        got_in = ask_all(home, [q["question"] for q in questions], tmp, **off)
+        got_out = ask_all(home, [q["text"] for q in unanswerable], tmp, **off)
+        bests = [best(r) for r in got_out]
+        for t in SWEEP if not args.quick else [0.0, DEFAULT]:
+            sweep.append(measure(home, tmp, t, questions, unanswerable, bests))
+    inside = [
+        {
+            "question": q["question"],
+            "best": best(r),
+            "fact": q["answer"].lower() in r["answer"].lower(),
+        }
+        for q, r in zip(questions, got_in, strict=True)
+    ]
+    outside = [
+        {"question": q["text"], "kind": q["metadata"]["kind"], "best": b}
+        for q, b in zip(unanswerable, bests, strict=True)
+    ]
+    n_out, n_in = len(outside), len(inside)
+    print(
+        f"{'threshold':>9}  {'abstained out':>13}  {'(cosine only)':>13}  "
+        f"{'answered in w/ fact':>19}  {'abstained in':>12}  hit@1"
+    )
+    for r in sweep:
+        mark = "  <- default" if r["threshold"] == DEFAULT else ""
+        print(
+            f"{r['threshold']:>9.2f}  {r['abstained_out']:>8}/{n_out:<4}  "
+            f"{r['cosine_only_abstained_out']:>8}/{n_out:<4}  "
+            f"{r['answered_in_with_fact']:>14}/{n_in:<4}  {r['abstained_in']:>7}/{n_in:<4}  "
+            f"{r['hit1']}/{n_in}{mark}"
+        )
+    lowest_in = min(inside, key=lambda x: x["best"])
+    highest_out = max(outside, key=lambda x: x["best"])
+    print(f"lowest in-corpus best relevance {lowest_in['best']:.3f}: {lowest_in['question']}")
+    print(
+        f"highest out-of-corpus best relevance {highest_out['best']:.3f}: {highest_out['question']}"
+    )
+    result = {
+        "default_threshold": DEFAULT,
+        "sweep": sweep,
+        "in_corpus": inside,
+        "out_of_corpus": outside,
+    }
+    benchmeta.write_result(args.out, result, args)
+
+
+if __name__ == "__main__":
+    main()
