@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_ragcli
+from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
 FRANCE = "What is the capital of France?"
 PAGER = "How do I rotate the on-call pager?"
@@ -57,3 +58,17 @@ def test_json_says_whether_it_answered_and_keeps_every_source(
         assert all(0 < s["score"] < 1 and 0 <= s["relevance"] <= 1 for s in sources)
     assert max(s["relevance"] for s in france["sources"]) < 0.4 < pager["sources"][0]["relevance"]
     assert any(UNRELATED[0] in s["path"] for s in pager["sources"])  # kept in --json
+
+
+def test_an_abstention_never_calls_the_llm(sample_home: Path, batch: Path) -> None:
+    """Abstention is decided before generation: the LLM server sees only the pager question."""
+    with OpenAICompatibleServer(ServerConfig(api_key="sk-test-abstain")) as srv:
+        env = {"RAGCLI_OPENAI_BASE_URL": srv.base_url, "OPENAI_API_KEY": "sk-test-abstain"}
+        proc = run_ragcli(
+            sample_home, "ask", "--batch", str(batch), "--json", "--no-cache", "all", "--llm",
+            "openai", **env,
+        )  # fmt: skip
+        assert srv.counters.chat == 1
+    assert proc.returncode == 0, proc.stderr
+    france, pager = (json.loads(line) for line in proc.stdout.splitlines())
+    assert france["answered"] is False and pager["answered"] is True
