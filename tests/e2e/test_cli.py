@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import REPO, Run, clean_env, copy_home, ragcli_and_modules, run_ragcli
+from tests.support.cli import (
+    REPO,
+    Run,
+    clean_env,
+    copy_home,
+    ragcli_and_modules,
+    read_terminal,
+    run_ragcli,
+)
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
 
@@ -236,15 +244,7 @@ def _ingest_on(home: Path, corpus: Path, tty: str | None) -> tuple[int, str, str
     seen = bytearray()
     if master is not None:
         os.close(slave)
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the process closed its end
-                break
-            if not data:
-                break
-            seen += data
-        os.close(master)
+        seen += read_terminal(master)
     rc = proc.wait(timeout=300)
     for r in readers:
         r.join()

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import REPO, clean_env, copy_home, ragcli_and_modules, run_ragcli
+from tests.support.cli import (
+    REPO,
+    clean_env,
+    copy_home,
+    ragcli_and_modules,
+    read_terminal,
+    run_ragcli,
+)
 from tests.support.eval_sets import write_toy
 
 QUESTION = "How do I rotate the on-call pager?"
@@ -47,15 +54,7 @@ def on(home: Path, *args: str, tty: bool, **env: str) -> tuple[int, str, str]:
     seen = bytearray()
     if master is not None:
         os.close(slave)  # type: ignore[arg-type]
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the process closed its end
-                break
-            if not data:
-                break
-            seen += data
-        os.close(master)
+        seen += read_terminal(master)
     else:
         seen += proc.stdout.read()  # type: ignore[union-attr]
     rc = proc.wait(timeout=300)

@@ -109,3 +109,19 @@ def ragcli_and_modules(
     modules = out.read_text().split()
     out.unlink()
     return proc, {m.split(".")[0] for m in modules}
+
+
+def read_terminal(master: int) -> bytes:
+    """Everything a process wrote to its pseudo-terminal, read from `master` until the process
+    closed its end (EIO); `master` is closed after."""
+    seen = bytearray()
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not data:
+            break
+        seen += data
+    os.close(master)
+    return bytes(seen)
