@@ -114,7 +114,15 @@ def _ask(p: Pipeline, question: str) -> tuple[DoneEvent, dict[str, Span]]:
 def test_a_pipeline_with_every_cache_off_has_no_cache_stage(sample_home: Path) -> None:
     """Lexical retrieval with a semantic threshold: were the answer cache consulted, the
     question would be embedded for a semantic match (a model load) and timed as a stage."""
-    settings = _settings(sample_home, no_cache="all", retrieval="lexical", semantic_threshold=0.9)
+    # relevance off (no abstention, no source floor): it would embed the question to compare
+    settings = _settings(
+        sample_home,
+        no_cache="all",
+        retrieval="lexical",
+        semantic_threshold=0.9,
+        abstain_threshold=0.0,
+        source_floor=0.0,
+    )
     p = Pipeline(settings)
     done, spans = _ask(p, "How do I rotate the on-call pager?")
     assert done.answer and not done.cached
