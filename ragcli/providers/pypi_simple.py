@@ -90,13 +90,18 @@ class Index:
 
 
 def index_from_env(environ: Mapping[str, str] | None = None) -> Index:
-    """``$RAGCLI_PYPI_URL``, else an http(s) ``$PIP_INDEX_URL``, else pypi.org's Simple API."""
+    """``$RAGCLI_PYPI_URL``, else an http(s) ``$PIP_INDEX_URL``, else pypi.org's Simple API.
+    Raises ValueError naming the variable, not its value (it may hold a password), for a URL
+    that cannot be parsed."""
     env = os.environ if environ is None else environ
-    url = env.get(ENV_INDEX_URL, "").strip()
+    name, url = ENV_INDEX_URL, env.get(ENV_INDEX_URL, "").strip()
     if not url:
-        pip = env.get(ENV_PIP_INDEX_URL, "").strip()
+        name, pip = ENV_PIP_INDEX_URL, env.get(ENV_PIP_INDEX_URL, "").strip()
         url = pip if pip.lower().startswith(("http://", "https://")) else DEFAULT_INDEX_URL
-    return Index.parse(url)
+    try:
+        return Index.parse(url)
+    except ValueError:  # "http://user:pass@[::1"
+        raise ValueError(f"${name} is not a valid URL") from None
 
 
 class _Anchors(HTMLParser):

