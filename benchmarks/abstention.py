@@ -8,14 +8,23 @@ abstained x/N, in-corpus questions answered with the expected fact y/40, hit@1 (
 document ranked first). A last pass with the default settings checks the chosen threshold end
 to end.
 
+It also measures what the extractive generator's choice of sentences by meaning costs the
+time-to-first-token and buys in answers: the 40 questions through one warm in-process pipeline,
+each asked with the lexical choice alone, with the meaning rerank (its sentences embedded), and
+again (their vectors now in the embedding cache), alternating, answer cache off; the cost is
+the `llm.first_token` span (the extractive generator's whole choice).
+
     .venv/bin/python benchmarks/abstention.py [--quick] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +34,8 @@ from typing import Any
 import benchmeta
 
 from ragcli.core.config import Settings
+from ragcli.retrieval.events import DoneEvent, Query, Span
+from ragcli.retrieval.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CORPUS = REPO / "tests/fixtures/sample_questions.jsonl"
@@ -82,6 +93,49 @@ def measure(
     }
 
 
+async def _first_token(p: Pipeline, question: str) -> tuple[float, str]:
+    """One ask: the llm.first_token span (ms) and the answer."""
+    ms, answer = float("nan"), ""
+    async for event in p.ask(Query(question)):
+        if isinstance(event, Span) and event.name == "llm.first_token":
+            ms = event.ms
+        elif isinstance(event, DoneEvent):
+            answer = event.answer
+    return ms, answer
+
+
+async def rerank_cost(home: Path, questions: list[dict]) -> dict[str, Any]:
+    """First-token time (the choice of sentences) and facts, lexical alone vs with the
+    meaning rerank, in one warm process, alternating question by question."""
+    settings = dataclasses.replace(
+        Settings(), data_dir=home, no_cache="answer", abstain_threshold=0.0
+    )
+    p = Pipeline(settings)
+    await p.open()
+    await p.warm()
+    lend = p.generator.lend_similarity  # type: ignore[attr-defined]
+    modes = ("lexical", "meaning", "meaning_cached")
+    runs: dict[str, list[float]] = {m: [] for m in modes}
+    facts = dict.fromkeys(modes, 0)
+    for q in questions:
+        # meaning embeds the candidate sentences; meaning_cached finds them in the cache.
+        for mode in modes:
+            lend(p.similarities if mode != "lexical" else None)
+            ms, answer = await _first_token(p, q["question"])
+            runs[mode].append(ms)
+            facts[mode] += q["answer"].lower() in answer.lower()
+    p.close()
+
+    def pct(xs: list[float], f: float) -> float:
+        xs = sorted(xs)
+        return round(xs[min(len(xs) - 1, int(f * len(xs)))], 2)
+
+    return {
+        mode: {"p50_ms": pct(xs, 0.5), "p90_ms": pct(xs, 0.9), "facts": facts[mode]}
+        for mode, xs in runs.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     benchmeta.add_common(parser, "abstention")
@@ -92,12 +146,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ragcli-abstention-") as tmp_name:
         tmp, home = Path(tmp_name), Path(tmp_name) / "home"
         ragcli(home, "ingest", "sample_corpus", "--json")
+        fresh = tmp / "fresh"  # as ingest left it: no sentence vectors cached yet
+        shutil.copytree(home, fresh)
         off = {"RAGCLI_ABSTAIN_THRESHOLD": "0"}
         got_in = ask_all(home, [q["question"] for q in questions], tmp, **off)
         got_out = ask_all(home, [q["text"] for q in unanswerable], tmp, **off)
         bests = [best(r) for r in got_out]
         for t in SWEEP if not args.quick else [0.0, DEFAULT]:
             sweep.append(measure(home, tmp, t, questions, unanswerable, bests))
+        cost = asyncio.run(rerank_cost(fresh, questions))
     inside = [
         {
             "question": q["question"],
@@ -129,8 +186,16 @@ def main() -> None:
     print(
         f"highest out-of-corpus best relevance {highest_out['best']:.3f}: {highest_out['question']}"
     )
+    n = len(questions)
+    print("extractive choice of sentences (first token, warm process, answer cache off):")
+    for mode, c in cost.items():
+        print(
+            f"  {mode:<14} p50 {c['p50_ms']:>6.2f} ms  p90 {c['p90_ms']:>6.2f} ms  "
+            f"answers with the expected fact {c['facts']}/{n}"
+        )
     result = {
         "default_threshold": DEFAULT,
+        "extractive_choice": cost,
         "sweep": sweep,
         "in_corpus": inside,
         "out_of_corpus": outside,

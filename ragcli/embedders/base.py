@@ -13,6 +13,9 @@ class Embedder(Protocol):
     model_id: str
     dimensions: int
     max_tokens: int  # input limit, special tokens included
+    # True when vectors are computed in this process (no network round trip per call): the
+    # request path may then embed a few extra texts, e.g. sentences to quote.
+    in_process: bool
 
     @property
     def cache_id(self) -> str:

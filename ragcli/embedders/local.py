@@ -50,6 +50,7 @@ class LocalEmbedder:
     registry_name = "local"  # the `embedder` setting's value; the cache id's first part
     graph_file = model_files.GRAPH_FILE
     dimensions = 384
+    in_process = True
     max_tokens = 256  # including [CLS] and [SEP]
     # Texts per ONNX run. Measured on Django documentation chunks (~180 tokens, 2 threads,
     # benchmarks/local_embedder.py): 8 is ~10 % faster than 32 and ~30 % faster than 128

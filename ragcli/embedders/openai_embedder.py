@@ -131,6 +131,7 @@ class OpenAIEmbedder:
     """`openai:MODEL` — see the module docstring for batching, concurrency and retries."""
 
     max_tokens = API_MAX_INPUT_TOKENS
+    in_process = False  # every call is a request to the API
 
     def __init__(
         self,

@@ -112,6 +112,10 @@ class Pipeline:
         self.dirs = DataDir(settings.data_dir)
         self.embedder = embedder if embedder is not None else open_embedder(settings)
         self.generator = open_generator(settings)
+        # A generator that chooses sentences by meaning (extractive) borrows the embedder.
+        lend = getattr(self.generator, "lend_similarity", None)
+        if lend is not None:
+            lend(self.similarities)
         # The prompt layout: `auto` asks the generator (prefix-cache friendly for LLMs).
         self.layout = (
             settings.prompt_layout
@@ -501,7 +505,27 @@ class Pipeline:
         s = self.settings
         if not r.ranked or (s.abstain_threshold <= 0 and s.source_floor <= 0):
             return {}, None
-        texts = [r.question] + [c.text for c, _ in r.ranked]
+        vectors, load = await self._vectors([r.question] + [c.text for c, _ in r.ranked])
+        values = cosines(vectors[0], vectors[1:])
+        return {c.id: v for (c, _), v in zip(r.ranked, values, strict=True)}, load
+
+    async def similarities(self, question: str, texts: Sequence[str]) -> list[float] | None:
+        """Cosine of `question` to each of `texts` (the extractive generator's choice of
+        sentences). None with a remote embedder: a network round trip to choose quotations
+        would cost more time-to-first-token than it buys."""
+        if not self.embedder.in_process:
+            return None
+        vectors, _ = await self._vectors([question, *texts], store=True)
+        return cosines(vectors[0], vectors[1:])
+
+    async def _vectors(
+        self, texts: Sequence[str], store: bool = False
+    ) -> tuple[np.ndarray, Span | None]:
+        """The texts' vectors, one row each: from the embedding cache (ingest stored the
+        chunks', retrieval the question's), the rest embedded now, and stored if `store` (a
+        sentence quoted once is likely quoted again). The lookups are not counted as the
+        cache's hits and misses (those count what retrieval embeds). The span: the model's
+        load, if this had to wait for it."""
         e, cache = self.embedder, self.embedding_cache
         keys = [embedding_key(e.cache_id, e.dimensions, t) for t in texts]
         hits, misses = cache.counters.hits, cache.counters.misses
@@ -513,11 +537,12 @@ class Pipeline:
             load = await self._embedder_ready()
             fresh = await self.embedder.aembed(todo)
             by_text = {t: v.astype("float32").tobytes() for t, v in zip(todo, fresh, strict=True)}
-            found.update({k: by_text[t] for k, t in zip(keys, texts, strict=True) if t in by_text})
+            new = {k: by_text[t] for k, t in zip(keys, texts, strict=True) if t in by_text}
+            found.update(new)
+            if store:
+                cache.put_many(e.cache_id, e.dimensions, new.items())
         np = native_import("numpy")
-        vectors = np.stack([np.frombuffer(found[k], dtype=np.float32) for k in keys])
-        values = cosines(vectors[0], vectors[1:])
-        return {c.id: v for (c, _), v in zip(r.ranked, values, strict=True)}, load
+        return np.stack([np.frombuffer(found[k], dtype=np.float32) for k in keys]), load
 
     async def _answer(self, r: _Retrieval) -> AsyncIterator[Event]:
         """The answer cache, else prompt and generation."""

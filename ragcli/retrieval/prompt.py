@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ragcli.generators.prompt_types import SOURCES_HEADER, SYSTEM, Prompt
 from ragcli.index.catalog import ChunkRecord
 
-PROMPT_VERSION = "3"  # 3: source tags in a document are escaped
+PROMPT_VERSION = "4"  # 3: source tags in a document are escaped; 4: extractive reranks
 LAYOUTS = ("prefix", "ranked")
 
 

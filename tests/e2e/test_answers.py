@@ -11,9 +11,10 @@ from ragcli.generators.prompt_types import SYSTEM
 from tests.support.cli import run_ragcli
 from tests.support.openai_server import OpenAICompatibleServer, ServerConfig
 
-# The current figures are in benchmarks/results/quality.json (`make bench`); these floors sit a
-# few questions below them, so a regression of more than a few answers fails.
-MIN_TOP1, MIN_HIT5, MIN_ANSWER = 33, 38, 34
+# The current figures are in benchmarks/results/quality.json (`make bench`): 37, 40, 39 (36
+# before the extractive generator chose its quotations by meaning too). These floors sit a few
+# questions below them, so a regression of more than a few answers fails.
+MIN_TOP1, MIN_HIT5, MIN_ANSWER = 33, 38, 37
 
 
 def test_sample_questions_are_answered_from_the_right_source(

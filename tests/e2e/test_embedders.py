@@ -197,6 +197,21 @@ def test_query_embedding_goes_through_the_cache_and_ask_streams(
         assert ragcli("ingest", str(corpus), **env).returncode == 0
         ingested = srv.counters.embeddings
         question = "How do I rotate the on-call pager?"
+        # The extractive generator chooses quotations by meaning only with an in-process
+        # embedder: with a remote one, an answer costs the question's embedding, no more.
+        quoted = ragcli(
+            "ask",
+            question,
+            "--json",
+            "--llm",
+            "extractive",
+            "--no-cache",
+            "retrieval,answer",
+            **env,
+        )
+        assert quoted.returncode == 0, quoted.stderr
+        assert json.loads(quoted.stdout)["generator"] == "extractive"
+        assert srv.counters.embeddings == ingested + 1
         # Retrieval and answer caches off: only the embedding cache can spare the request.
         first = ragcli("ask", question, "--json", "--no-cache", "retrieval,answer", **env)
         assert first.returncode == 0, first.stderr
