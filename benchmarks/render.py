@@ -808,6 +808,40 @@ for _key, _field in (
     )
 
 
+def _abstention_default(ctx: Ctx) -> dict[str, Any]:
+    """The sweep row of the default threshold, with the set sizes."""
+    a = ctx.load("abstention")
+    row = next(r for r in a["sweep"] if r["threshold"] == a["default_threshold"])
+    return {
+        **row,
+        "threshold": a["default_threshold"],
+        "n_out": len(a["out_of_corpus"]),
+        "n_in": len(a["in_corpus"]),
+        "answered_in_without": next(r for r in a["sweep"] if r["threshold"] == 0)[
+            "answered_in_with_fact"
+        ],
+    }
+
+
+for _key in (
+    "threshold",
+    "abstained_out",
+    "n_out",
+    "answered_in_with_fact",
+    "answered_in_without",
+    "n_in",
+    "hit1",
+):
+    RENDERERS[f"abstention:{_key}"] = lambda ctx, k=_key: inline(
+        ctx, "abstention", str(_abstention_default(ctx)[k])
+    )
+for _choice in ("lexical", "meaning", "meaning_cached"):
+    for _stat in ("p50_ms", "facts"):
+        RENDERERS[f"abstention:choice.{_choice}.{_stat}"] = lambda ctx, m=_choice, f=_stat: inline(
+            ctx, "abstention", str(ctx.load("abstention")["extractive_choice"][m][f])
+        )
+
+
 @renders("quality:sample")
 def _q_sample(ctx: Ctx) -> str:
     rep = ctx.load("quality")["sample"]
