@@ -50,6 +50,14 @@ NoDaemonOpt = Annotated[
         "(or RAGCLI_DAEMON=off).",
     ),
 ]
+FloorOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--source-floor",
+        help="Print only the sources whose relevance is at least this share (0-1) of the "
+        "best one's; 0 prints them all [0.8].",
+    ),
+]
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Say on stderr whether the daemon answered.")
 ]
@@ -67,6 +75,7 @@ def ask(
     llm: LlmOpt = None,
     prompt_layout: LayoutOpt = None,
     max_context_tokens: ContextOpt = None,
+    source_floor: FloorOpt = None,
     batch: BatchOpt = None,
     server: ServerOpt = None,
     as_json: JsonFlag = False,
@@ -82,6 +91,8 @@ def ask(
     del no_daemon, verbose  # read before Typer by the entry point (ragcli.daemon.fastpath)
     if (question is None) == (batch is None):
         raise UsageError("give either a QUESTION or --batch FILE")
+    if source_floor is not None and not 0.0 <= source_floor <= 1.0:  # NaN too
+        raise UsageError(f"--source-floor must be between 0 and 1, got {source_floor}")
     settings = settings_from(
         ctx,
         k=k,
@@ -91,6 +102,7 @@ def ask(
         llm=llm,
         prompt_layout=prompt_layout,
         max_context_tokens=max_context_tokens,
+        source_floor=source_floor,
     )
     from ragcli.retrieval.questions import QueryFlags, queries_from
 

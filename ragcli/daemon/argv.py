@@ -1,9 +1,11 @@
 """`ragcli [GLOBAL OPTIONS] ask ...` read without Typer, for the fast path.
 
 It accepts exactly the forms click accepts for these options (`--opt VALUE`, `--opt=VALUE`,
-`-k VALUE`, `-kVALUE`, `--` before the question) and answers None for anything else: another
-command, `--help`, an unknown option, a malformed value. None means "take the normal path",
-which then gives the usual answer or the usual error: this parser never reports errors.
+`-k VALUE`, `-kVALUE`, `--` before the question; `-q/--quiet` before the command) and answers
+None for anything else: another command, `--help`, `--version`, an unknown option, a
+malformed value, a --source-floor outside 0..1 (ask's one-line error). None means "take the
+normal path", which then gives the usual answer or the usual error: this parser never
+reports errors.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ GLOBAL_VALUES = {
     "--chroma-url": "chroma_url",
     "--redis-url": "redis_url",
 }
+GLOBAL_FLAGS = {"--quiet": "quiet", "-q": "quiet"}  # `ragcli -q ask`: no notes on stderr
 ASK_VALUES = {
     "--k": "k",
     "-k": "k",
@@ -26,11 +29,13 @@ ASK_VALUES = {
     "--llm": "llm",
     "--prompt-layout": "prompt_layout",
     "--max-context-tokens": "max_context_tokens",
+    "--source-floor": "source_floor",
     "--batch": "batch",
     "--server": "server",
 }
 ASK_FLAGS = {"--json": "json", "--no-daemon": "no_daemon", "--verbose": "verbose", "-v": "verbose"}
 INTS = frozenset({"k", "max_context_tokens"})
+FLOATS = frozenset({"source_floor"})  # a share of the best relevance: 0..1
 
 
 class AskArgs:
@@ -39,7 +44,7 @@ class AskArgs:
 
     def __init__(self) -> None:
         self.globals: dict[str, str] = {}
-        self.options: dict[str, str | int] = {}
+        self.options: dict[str, str | int | float] = {}
         self.partitions: list[str] = []
         self.flags: set[str] = set()
         self.question: str | None = None
@@ -85,18 +90,28 @@ def _ask(words: list[str], args: AskArgs) -> None:
         name, value, i = got
         if name == "partition":
             args.partitions.append(value)
-        elif name in INTS:
-            try:
-                args.options[name] = int(value)
-            except ValueError:
-                raise _Declined from None
         else:
-            args.options[name] = value
+            args.options[name] = _typed(name, value)
     if len(positional) > 1:
         raise _Declined
     args.question = positional[0] if positional else None
     if (args.question is None) == ("batch" not in args.options):
         raise _Declined  # neither or both: the normal path's usage error
+
+
+def _typed(name: str, value: str) -> str | int | float:
+    """`value` as the option's type (click's conversion); _Declined when malformed."""
+    try:
+        if name in INTS:
+            return int(value)
+        if name in FLOATS:
+            number = float(value)
+            if not 0.0 <= number <= 1.0:  # NaN too
+                raise _Declined
+            return number
+    except ValueError:
+        raise _Declined from None
+    return value
 
 
 def parse_ask(argv: list[str]) -> AskArgs | None:
@@ -105,6 +120,10 @@ def parse_ask(argv: list[str]) -> AskArgs | None:
     i = 0
     try:
         while i < len(argv) and argv[i] != "ask":
+            if argv[i] in GLOBAL_FLAGS:
+                args.flags.add(GLOBAL_FLAGS[argv[i]])
+                i += 1
+                continue
             got = _split(argv, i, GLOBAL_VALUES)
             if got is None:
                 return None  # another command, --help, --version, an unknown option

@@ -59,11 +59,13 @@ Writer = Callable[[str], None]
 class Terminal:
     """Where the frames of an answer go: by default this process's stdout and stderr."""
 
-    def __init__(self, out: Writer, err: Writer, dim: bool) -> None:
-        self.out, self.err, self.dim = out, err, dim
+    def __init__(self, out: Writer, err: Writer, dim: bool, quiet: bool = False) -> None:
+        self.out, self.err, self.dim, self.quiet = out, err, dim, quiet
 
     @classmethod
-    def of_this_process(cls) -> Terminal:
+    def of_this_process(cls, quiet: bool = False) -> Terminal:
+        """This process's stdout and stderr; `quiet` (`ragcli -q`): no notes."""
+
         def out(text: str) -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -73,9 +75,11 @@ class Terminal:
             sys.stderr.flush()
 
         dim = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
-        return cls(out, err, dim)
+        return cls(out, err, dim, quiet)
 
     def note(self, text: str) -> None:
+        if self.quiet:  # as the in-process path's stderr() console under -q
+            return
         self.err(f"\x1b[2m{text}\x1b[0m\n" if self.dim else f"{text}\n")
 
 

@@ -60,7 +60,7 @@ def forward(argv: list[str]) -> int | None:
     verbose = "verbose" in args.flags
     try:
         location, body, config = _plan(args)
-        return _through_daemon(location, body, config, verbose)
+        return _through_daemon(location, body, config, verbose, "quiet" in args.flags)
     except Declined as why:
         if verbose:
             print(f"ragcli: daemon: {why}; answering in-process", file=sys.stderr, flush=True)
@@ -149,7 +149,9 @@ def _body(args: AskArgs, cwd: str, config: str | None, data_dir: str) -> dict[st
     for name in ("chroma_url", "redis_url"):
         if name in args.globals:
             overrides[name] = args.globals[name]
-    settings_flags = ("k", "no_cache", "retrieval", "llm", "prompt_layout", "max_context_tokens")
+    settings_flags = (
+        "k", "no_cache", "retrieval", "llm", "prompt_layout", "max_context_tokens", "source_floor"
+    )  # fmt: skip
     overrides.update({n: args.options[n] for n in settings_flags if n in args.options})
     batch = args.options.get("batch")
     env = os.environ
@@ -171,9 +173,12 @@ def _body(args: AskArgs, cwd: str, config: str | None, data_dir: str) -> dict[st
     }
 
 
-def _through_daemon(data_dir: str, body: dict[str, Any], config: str | None, verbose: bool) -> int:
-    """Ask the running daemon; start it (or replace one of other code) when needed."""
-    client, terminal = Client(socket_path(data_dir)), Terminal.of_this_process()
+def _through_daemon(
+    data_dir: str, body: dict[str, Any], config: str | None, verbose: bool, quiet: bool
+) -> int:
+    """Ask the running daemon; start it (or replace one of other code) when needed. Under
+    `-q` its notes are not shown, as in-process; errors, and `-v`'s line, still are."""
+    client, terminal = Client(socket_path(data_dir)), Terminal.of_this_process(quiet)
     started: Started | None = None
 
     def on_start(pid: int) -> None:

@@ -5,7 +5,8 @@ the same order (their caches stay alike): in-process in one (RAGCLI_DAEMON=off),
 daemon in the other (with -v, whose one extra stderr line must say the daemon answered). Each
 case runs twice: the first time the daemon is started by that ask, the second time it is warm
 (and most answers are replayed from the answer cache, in both copies alike). --json lines are
-compared without ttft_ms, the one field that measures time.
+compared without ttft_ms, the one field that measures time. A `--source-floor` given to one
+ask is that ask's alone: the next ask on the same daemon prints the default floor's sources.
 
 It runs in `make test-daemon` (in CI beside `make test`), which is the with-and-without run,
 not in `make test`: 64 ask processes, about half a minute of the default suite's budget."""
@@ -56,6 +57,9 @@ CASES: dict[str, list[str]] = {
     "k0": [Q, "--k", "0"],  # a usage error: exit 2
     "missing-batch": ["--batch", "no-such-file.txt"],  # exit 2
     "empty-question": [""],  # exit 2
+    "quiet": ["-q", "ask", Q],  # a global option: before the command
+    "quiet-json": ["--quiet", "ask", Q, "--json"],
+    "source-floor": [Q, "--source-floor", "0"],
 }
 
 
@@ -71,9 +75,11 @@ def homes(sample_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def _run(root: Path, mode: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`ragcli ask ARGS` (or `ragcli ARGS` when they name the command, after global options)."""
     args = [str(root / "batch.jsonl") if a == "BATCH" else a for a in args]
     extra = ["-v"] if mode == "on" else []
-    return run_ragcli(root / mode, "ask", *args, *extra, cwd=root, RAGCLI_DAEMON=mode)
+    command = [] if "ask" in args else ["ask"]
+    return run_ragcli(root / mode, *command, *args, *extra, cwd=root, RAGCLI_DAEMON=mode)
 
 
 def _stdout(proc: subprocess.CompletedProcess[str], as_json: bool) -> Any:
@@ -111,3 +117,27 @@ def test_the_same_output_with_and_without_the_daemon(homes: Path, case: str) -> 
     else:
         assert off.returncode == 0, off.stderr
         assert off.stdout
+    if case.startswith("quiet"):  # -q: not the generator's note, nor the cached answer's
+        assert off.stderr == ""
+
+
+def _sources(proc: subprocess.CompletedProcess[str]) -> tuple[int, list[str]]:
+    """The pid of the daemon that answered (its -v line), and the source lines printed."""
+    assert proc.returncode == 0, proc.stderr
+    match = re.match(r"ragcli: daemon: answered by pid (\d+) ", proc.stderr)
+    assert match, proc.stderr
+    return int(match.group(1)), proc.stdout.split("\nSources:\n", 1)[1].splitlines()
+
+
+def test_a_source_floor_is_that_asks_alone(homes: Path) -> None:
+    """--source-floor 0 shows the sources the default floor (0.8) hides, through the daemon,
+    and the next ask on the same daemon is back to the default."""
+    pid, default = _sources(_run(homes, "on", [Q]))
+    same, every = _sources(_run(homes, "on", [Q, "--source-floor", "0"]))
+    assert same == pid
+    assert len(every) > len(default) and every[: len(default)] == default
+    assert _sources(_run(homes, "on", [Q])) == (pid, default)  # no floor left behind
+    assert _sources(_run(homes, "on", [Q, "--source-floor=0.8"])) == (pid, default)
+    bad = _run(homes, "on", [Q, "--source-floor", "1.5"])  # the fast path leaves it to ask
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == "ragcli: error: --source-floor must be between 0 and 1, got 1.5\n"

@@ -162,6 +162,15 @@ def test_a_bad_flag_is_clicks_usage_message_and_exit_2(
     assert "Invalid value for '--k' / '-k'" in err and "ask [OPTIONS] [question]" in err
 
 
+@pytest.mark.parametrize("bad", ["1.5", "-0.1", "nan"])
+def test_a_source_floor_outside_0_to_1_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    assert ragcli(monkeypatch, "ask", "q", "--source-floor", bad) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == f"ragcli: error: --source-floor must be between 0 and 1, got {float(bad)}\n"
+
+
 @pytest.mark.parametrize(
     ("exc", "line"),
     [

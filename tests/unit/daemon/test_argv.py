@@ -28,6 +28,10 @@ Q = "How do I rotate the on-call pager?"
             ["ask", "--source", "runbooks/*", "--since", "2025-01-01", Q],
             {"source": "runbooks/*", "since": "2025-01-01"},
         ),  # fmt: skip
+        (["ask", "--source-floor", "0.5", Q], {"source_floor": 0.5}),
+        (["ask", "--source-floor=0.5", Q], {"source_floor": 0.5}),
+        (["ask", Q, "--source-floor", "0"], {"source_floor": 0.0}),
+        (["ask", Q, "--source-floor=1"], {"source_floor": 1.0}),
         (["ask", "--", "--k is not an option here"], {}),
     ],
 )
@@ -46,6 +50,21 @@ def test_global_options_before_the_command_and_repeated_partitions() -> None:
     assert args.globals == {"data_dir": "/d", "config": "/c.toml"}
     assert args.partitions == ["hr", "ops", "faq"]
     assert args.question == Q
+
+
+@pytest.mark.parametrize("quiet", ["-q", "--quiet"])
+def test_quiet_before_the_command(quiet: str) -> None:
+    args = parse_ask([quiet, "--data-dir", "/d", "ask", Q])
+    assert args is not None
+    assert args.flags == {"quiet"} and args.globals == {"data_dir": "/d"}
+    assert args.question == Q
+    args = parse_ask(["--data-dir=/d", quiet, "ask", "-v", Q])
+    assert args is not None and args.flags == {"quiet", "verbose"}
+
+
+def test_without_quiet_there_is_no_quiet_flag() -> None:
+    args = parse_ask(["ask", Q])
+    assert args is not None and "quiet" not in args.flags
 
 
 def test_flags_and_batch() -> None:
@@ -76,6 +95,18 @@ def test_an_empty_question_is_still_a_question() -> None:
         ["ask", "--k=x", Q],
         ["ask", "-kx", Q],
         ["ask", "--max-context-tokens", "many", Q],
+        ["ask", "--source-floor", "half", Q],  # malformed: click's usage error
+        ["ask", "--source-floor=", Q],
+        ["ask", "--source-floor", "1.5", Q],  # outside 0..1: ask's one-line error
+        ["ask", "--source-floor=-0.1", Q],
+        ["ask", "--source-floor", "nan", Q],
+        ["ask", Q, "--source-floor"],
+        ["ask", "-q", Q],  # -q is the app's option, not ask's: click refuses it there
+        ["ask", Q, "--quiet"],
+        ["--quiet=1", "ask", Q],  # a flag takes no value
+        ["-qq", "ask", Q],  # left to click
+        ["-q", "--version", "ask", Q],
+        ["-q", "--help", "ask", Q],
         ["ask", Q, "--k"],  # a value option without its value
         ["ask", "--batch", "qs.txt", Q],  # both a question and --batch
         ["ingest", "ask"],
