@@ -220,6 +220,9 @@ class Settings:
     def _check_pipeline(self) -> None:
         """How a question is answered: retrieval, the generator, the embedder (registries)."""
         self._check_choice("retrieval")
+        for name in ("abstain_threshold", "source_floor"):  # cosines and a share of one
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.hybrid_weight < 0:
             raise ConfigError(f"hybrid_weight must be 0 or more, got {self.hybrid_weight}")
         self._check_choice("search")

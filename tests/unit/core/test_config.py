@@ -34,6 +34,8 @@ def test_openai_settings_select_the_openai_generator() -> None:
         ("k = 0", "k must be at least 1"),
         ("chunk_overlap = 500", "chunk_overlap must be between"),
         ('embedder = "word2vec"', "unknown embedder"),
+        ("source_floor = 5", "source_floor must be between 0 and 1, got 5"),
+        ("abstain_threshold = -0.1", "abstain_threshold must be between 0 and 1"),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
