@@ -14,7 +14,15 @@ each asked with the lexical choice alone, with the meaning rerank (its sentences
 again (their vectors now in the embedding cache), alternating, answer cache off; the cost is
 the `llm.first_token` span (the extractive generator's whole choice).
 
-    .venv/bin/python benchmarks/abstention.py [--quick] [--out FILE]
+The Django part (on by default, `--skip-django` to skip) does the same on the Django 5.2
+documentation (eval/django_docs: corpus/ built by build_corpus.py, questions.jsonl's 40
+questions, unanswerable.jsonl's out-of-corpus ones): that set has no expected-fact strings, so
+"answered" is "not abstained"; hit@1 is the first source's path among the question's relevant
+documents. `--django-data-dir DIR` keeps (or reuses) the ingested Django data directory: it is
+ingested only when empty (~2.5 min on 2 cores). Written under the result's "django" key.
+
+    .venv/bin/python benchmarks/abstention.py [--quick] [--out FILE] [--skip-django]
+        [--django-data-dir DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from ragcli.retrieval.pipeline import Pipeline
 REPO = Path(__file__).resolve().parents[1]
 IN_CORPUS = REPO / "tests/fixtures/sample_questions.jsonl"
 OUT_OF_CORPUS = REPO / "eval/sample_corpus/unanswerable.jsonl"
+DJANGO = REPO / "eval/django_docs"
 DEFAULT = Settings().abstain_threshold
 SWEEP = [0.0, 0.2, 0.3, 0.35, 0.38, 0.4, 0.42, 0.45, 0.5]
 
@@ -136,25 +145,138 @@ async def rerank_cost(home: Path, questions: list[dict]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    benchmeta.add_common(parser, "abstention")
-    args = parser.parse_args()
-    questions = [json.loads(x) for x in IN_CORPUS.read_text().splitlines() if x.strip()]
-    unanswerable = [json.loads(x) for x in OUT_OF_CORPUS.read_text().splitlines() if x.strip()]
-    sweep: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="ragcli-abstention-") as tmp_name:
-        tmp, home = Path(tmp_name), Path(tmp_name) / "home"
-        ragcli(home, "ingest", "sample_corpus", "--json")
-        fresh = tmp / "fresh"  # as ingest left it: no sentence vectors cached yet
-        shutil.copytree(home, fresh)
-        off = {"RAGCLI_ABSTAIN_THRESHOLD": "0"}
-        got_in = ask_all(home, [q["question"] for q in questions], tmp, **off)
-        got_out = ask_all(home, [q["text"] for q in unanswerable], tmp, **off)
-        bests = [best(r) for r in got_out]
-        for t in SWEEP if not args.quick else [0.0, DEFAULT]:
-            sweep.append(measure(home, tmp, t, questions, unanswerable, bests))
-        cost = asyncio.run(rerank_cost(fresh, questions))
+def relpath(path: str) -> str:
+    """A source's path relative to the Django corpus folder (as questions.jsonl names it)."""
+    marker = "django_docs/corpus/"
+    return path.split(marker, 1)[1] if marker in path else path
+
+
+def django_hit1(q: dict[str, Any], r: dict[str, Any]) -> bool:
+    ranked = sorted(r["sources"], key=lambda s: s["rank"])
+    relevant = {p for p, grade in q["sources"].items() if grade > 0}
+    return bool(ranked) and relpath(ranked[0]["path"]) in relevant
+
+
+def django_home(args: argparse.Namespace, tmp: Path) -> Path:
+    """The Django data dir: --django-data-dir (ingested there when empty), else a fresh one."""
+    corpus = DJANGO / "corpus"
+    if not corpus.is_dir():
+        raise SystemExit(f"no {corpus}: run eval/django_docs/build_corpus.py first")
+    home = args.django_data_dir or tmp / "django"
+    if home.is_dir() and any(home.iterdir()):
+        print(f"[abstention] reusing the Django data dir {home}", flush=True)
+        return home
+    print(f"[abstention] ingesting {corpus} into {home} (~2.5 min on 2 cores)", flush=True)
+    ragcli(home, "ingest", str(corpus), "--json")
+    return home
+
+
+def measure_django(
+    home: Path, tmp: Path, t: float, questions: list[dict], unanswerable: list[dict], off: dict
+) -> tuple[dict[str, Any], list[dict], list[dict]]:
+    """Both Django sets asked at abstain_threshold t: the row, and the answers (in, out)."""
+    env = {"RAGCLI_ABSTAIN_THRESHOLD": str(t)}
+    got_in = ask_all(home, [q["question"] for q in questions], tmp, **env)
+    got_out = ask_all(home, [q["text"] for q in unanswerable], tmp, **env)
+    row = {
+        "threshold": t,
+        "abstained_out": sum(not r["answered"] for r in got_out),
+        "cosine_only_abstained_out": sum(t > 0 and b < t for b in off["out"]),
+        "answered_in": sum(r["answered"] for r in got_in),
+        "cosine_only_abstained_in": sum(t > 0 and b < t for b in off["in"]),
+        "hit1": sum(django_hit1(q, r) for q, r in zip(questions, got_in, strict=True)),
+    }
+    return row, got_in, got_out
+
+
+def django_part(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """The Django documentation: the same sweep, "answered" meaning not abstained."""
+    questions = read_jsonl(DJANGO / "questions.jsonl")
+    unanswerable = read_jsonl(DJANGO / "unanswerable.jsonl")
+    home = django_home(args, tmp)
+    zero = {"RAGCLI_ABSTAIN_THRESHOLD": "0"}
+    got_in = ask_all(home, [q["question"] for q in questions], tmp, **zero)
+    got_out = ask_all(home, [q["text"] for q in unanswerable], tmp, **zero)
+    off = {"in": [best(r) for r in got_in], "out": [best(r) for r in got_out]}
+    sweep, at_default = [], ([], [])
+    for t in SWEEP if not args.quick else [0.0, DEFAULT]:
+        row, asked_in, asked_out = measure_django(home, tmp, t, questions, unanswerable, off)
+        sweep.append(row)
+        if t == DEFAULT:
+            at_default = (asked_in, asked_out)
+    inside = [
+        {
+            "id": q["id"],
+            "question": q["question"],
+            "best": b,
+            "hit1": django_hit1(q, r),
+            "first_source": relpath(r["sources"][0]["path"]) if r["sources"] else None,
+            "answered_at_default": a["answered"],
+        }
+        for q, r, b, a in zip(questions, got_in, off["in"], at_default[0], strict=True)
+    ]
+    outside = [
+        {
+            "id": q["_id"],
+            "question": q["text"],
+            "kind": q["metadata"]["kind"],
+            "best": b,
+            "abstained_at_default": not a["answered"],
+        }
+        for q, b, a in zip(unanswerable, off["out"], at_default[1], strict=True)
+    ]
+    return {"sweep": sweep, "in_corpus": inside, "out_of_corpus": outside}
+
+
+def print_django(result: dict[str, Any]) -> None:
+    inside, outside = result["in_corpus"], result["out_of_corpus"]
+    n_out, n_in = len(outside), len(inside)
+    print(f"\nDjango 5.2 docs: {n_in} in-corpus questions, {n_out} out-of-corpus")
+    print(
+        f"{'threshold':>9}  {'abstained out':>13}  {'(cosine only)':>13}  "
+        f"{'answered in':>11}  {'(cosine only)':>13}  hit@1"
+    )
+    for r in result["sweep"]:
+        mark = "  <- default" if r["threshold"] == DEFAULT else ""
+        print(
+            f"{r['threshold']:>9.2f}  {r['abstained_out']:>8}/{n_out:<4}  "
+            f"{r['cosine_only_abstained_out']:>8}/{n_out:<4}  "
+            f"{r['answered_in']:>6}/{n_in:<4}  "
+            f"{n_in - r['cosine_only_abstained_in']:>8}/{n_in:<4}  "
+            f"{r['hit1']}/{n_in}{mark}"
+        )
+    print(f"the 3 lowest in-corpus best relevances, and any abstained on at {DEFAULT}:")
+    low = sorted(inside, key=lambda x: x["best"])
+    for x in [x for i, x in enumerate(low) if i < 3 or not x["answered_at_default"]]:
+        said = "answered" if x["answered_at_default"] else "ABSTAINED"
+        print(f"  {x['best']:.3f} {said:<9} {x['id']} {x['question']}")
+    print(f"the 3 highest out-of-corpus best relevances, and any answered at {DEFAULT}:")
+    high = sorted(outside, key=lambda x: -x["best"])
+    for x in [x for i, x in enumerate(high) if i < 3 or not x["abstained_at_default"]]:
+        said = "abstained" if x["abstained_at_default"] else "ANSWERED"
+        print(f"  {x['best']:.3f} {said:<9} {x['id']} {x['kind']:<15} {x['question']}")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def sample_part(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """The sample corpus: the sweep, each question's best relevance, the rerank's cost."""
+    questions, unanswerable = read_jsonl(IN_CORPUS), read_jsonl(OUT_OF_CORPUS)
+    home = tmp / "home"
+    ragcli(home, "ingest", "sample_corpus", "--json")
+    fresh = tmp / "fresh"  # as ingest left it: no sentence vectors cached yet
+    shutil.copytree(home, fresh)
+    off = {"RAGCLI_ABSTAIN_THRESHOLD": "0"}
+    got_in = ask_all(home, [q["question"] for q in questions], tmp, **off)
+    got_out = ask_all(home, [q["text"] for q in unanswerable], tmp, **off)
+    bests = [best(r) for r in got_out]
+    sweep = [
+        measure(home, tmp, t, questions, unanswerable, bests)
+        for t in (SWEEP if not args.quick else [0.0, DEFAULT])
+    ]
+    cost = asyncio.run(rerank_cost(fresh, questions))
     inside = [
         {
             "question": q["question"],
@@ -167,12 +289,23 @@ def main() -> None:
         {"question": q["text"], "kind": q["metadata"]["kind"], "best": b}
         for q, b in zip(unanswerable, bests, strict=True)
     ]
+    return {
+        "default_threshold": DEFAULT,
+        "extractive_choice": cost,
+        "sweep": sweep,
+        "in_corpus": inside,
+        "out_of_corpus": outside,
+    }
+
+
+def print_sample(result: dict[str, Any]) -> None:
+    inside, outside = result["in_corpus"], result["out_of_corpus"]
     n_out, n_in = len(outside), len(inside)
     print(
         f"{'threshold':>9}  {'abstained out':>13}  {'(cosine only)':>13}  "
         f"{'answered in w/ fact':>19}  {'abstained in':>12}  hit@1"
     )
-    for r in sweep:
+    for r in result["sweep"]:
         mark = "  <- default" if r["threshold"] == DEFAULT else ""
         print(
             f"{r['threshold']:>9.2f}  {r['abstained_out']:>8}/{n_out:<4}  "
@@ -186,20 +319,31 @@ def main() -> None:
     print(
         f"highest out-of-corpus best relevance {highest_out['best']:.3f}: {highest_out['question']}"
     )
-    n = len(questions)
     print("extractive choice of sentences (first token, warm process, answer cache off):")
-    for mode, c in cost.items():
+    for mode, c in result["extractive_choice"].items():
         print(
             f"  {mode:<14} p50 {c['p50_ms']:>6.2f} ms  p90 {c['p90_ms']:>6.2f} ms  "
-            f"answers with the expected fact {c['facts']}/{n}"
+            f"answers with the expected fact {c['facts']}/{n_in}"
         )
-    result = {
-        "default_threshold": DEFAULT,
-        "extractive_choice": cost,
-        "sweep": sweep,
-        "in_corpus": inside,
-        "out_of_corpus": outside,
-    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-django", action="store_true", help="the sample corpus only")
+    parser.add_argument(
+        "--django-data-dir", type=Path, help="keep (or reuse) the ingested Django data dir"
+    )
+    benchmeta.add_common(parser, "abstention")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ragcli-abstention-") as tmp_name:
+        tmp = Path(tmp_name)
+        result = sample_part(args, tmp)
+        print_sample(result)
+        if args.skip_django:
+            result["django"] = None
+        else:
+            result["django"] = django_part(args, tmp)
+            print_django(result["django"])
     benchmeta.write_result(args.out, result, args)
 
 
