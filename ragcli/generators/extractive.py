@@ -61,6 +61,7 @@ class _Unit:
     rank: int
     retrieval_score: float
     terms: frozenset[str]
+    order: int  # place among the candidates: retrieval order, then the text's own order
 
 
 def _units(prompt: Prompt) -> list[_Unit]:
@@ -82,7 +83,8 @@ def _units(prompt: Prompt) -> list[_Unit]:
                 words = terms(sentence)
                 # A lower-case start is a fragment (a chunk cut mid-sentence) or a code line.
                 if len(sentence.split()) >= 4 and words and not sentence[0].islower():
-                    out.append(_Unit(sentence, src.number, rank, src.score, frozenset(words)))
+                    unit = _Unit(sentence, src.number, rank, src.score, frozenset(words), len(out))
+                    out.append(unit)
     return out
 
 
@@ -146,6 +148,15 @@ async def select_by_meaning(
     return _pick([(s, u) for s, _, u in rescored], limit)
 
 
+def reading_order(picked: Sequence[_Unit]) -> list[_Unit]:
+    """The picked sentences as a reader takes them: the best one's source first, and within a
+    source in the text's order ("A workflow can have up to 200 steps. If you need more, …")."""
+    first: dict[int, int] = {}
+    for i, u in enumerate(picked):
+        first.setdefault(u.source, i)
+    return sorted(picked, key=lambda u: (first[u.source], u.order))
+
+
 class ExtractiveGenerator:
     name = "extractive"
     # It sends no prompt to any model, so there is no prefix cache to lay the prompt out for:
@@ -173,7 +184,7 @@ class ExtractiveGenerator:
         return None
 
     async def stream(self, question: str, prompt: Prompt) -> AsyncIterator[str]:
-        picked = await select_by_meaning(question, prompt, self.similarity)
+        picked = reading_order(await select_by_meaning(question, prompt, self.similarity))
         if not picked:
             yield "The sources found do not contain a sentence that answers this question."
             return

@@ -102,3 +102,15 @@ def test_the_generator_streams_the_lent_choice() -> None:
         return "".join([piece async for piece in gen.stream(QUESTION, prompt_of(FAQ))])
 
     assert asyncio.run(answer()).startswith("A single workflow can have up to 200 steps. [1]")
+
+
+def test_quotations_read_in_the_texts_order_best_source_first() -> None:
+    other = "Workflow steps in the other source run for at most 15 minutes each."
+    units = [u for _, u in extractive.lexical_ranking(QUESTION, prompt_of(FAQ, other))]
+    by_text = {u.text: u for u in units}
+    second = by_text[next(t for t in by_text if t.startswith("If you need more"))]
+    first = by_text["A single workflow can have up to 200 steps."]
+    elsewhere = by_text[other]
+    # Picked best first: the later sentence of source 1, source 2, then the earlier one.
+    ordered = extractive.reading_order([second, elsewhere, first])
+    assert [u.text for u in ordered] == [first.text, second.text, elsewhere.text]
