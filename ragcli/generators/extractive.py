@@ -50,8 +50,14 @@ def _stem(word: str) -> str:
     return word
 
 
+def _bare(word: str) -> str:
+    """A possessive without its 's ("django's" → "django"); contractions stay ("don't")."""
+    return word[:-2] if word.endswith(("'s", "’s")) else word
+
+
 def terms(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+    words = (_bare(w) for w in _WORD.findall(text.lower()))
+    return [_stem(w) for w in words if w not in _STOP]
 
 
 @dataclass(frozen=True)

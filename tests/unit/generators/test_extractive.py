@@ -114,3 +114,8 @@ def test_quotations_read_in_the_texts_order_best_source_first() -> None:
     # Picked best first: the later sentence of source 1, source 2, then the earlier one.
     ordered = extractive.reading_order([second, elsewhere, first])
     assert [u.text for u in ordered] == [first.text, second.text, elsewhere.text]
+
+
+def test_a_possessive_is_its_word() -> None:
+    # "Django's" must meet "Django" in the sources; a contraction stays what it is.
+    assert extractive.terms("Django's admin’s don't") == ["django", "admin", "don't"]
