@@ -842,6 +842,22 @@ for _choice in ("lexical", "meaning", "meaning_cached"):
         )
 
 
+def _abstention_django(ctx: Ctx) -> dict[str, Any]:
+    """The Django part's row at the default threshold, by kind too."""
+    a = ctx.load("abstention")
+    dj = a.get("django")
+    if not dj:
+        raise Missing("abstention.json: no Django part (run without --skip-django)")
+    row = next(r for r in dj["sweep"] if r["threshold"] == a["default_threshold"])
+    return {**row, "n_out": len(dj["out_of_corpus"]), "n_in": len(dj["in_corpus"])}
+
+
+for _key in ("abstained_out", "n_out", "answered_in", "n_in", "hit1"):
+    RENDERERS[f"abstention:django.{_key}"] = lambda ctx, k=_key: inline(
+        ctx, "abstention", str(_abstention_django(ctx)[k])
+    )
+
+
 @renders("quality:sample")
 def _q_sample(ctx: Ctx) -> str:
     rep = ctx.load("quality")["sample"]

@@ -77,7 +77,7 @@ STEPS = (
     ),
     Step("retrieval", "benchmarks/retrieval.py", 420),
     Step("quality", "benchmarks/quality.py", 480),
-    Step("abstention", "benchmarks/abstention.py", 120),
+    Step("abstention", "benchmarks/abstention.py", 420),  # ingests the Django docs too
     Step(
         "prefill",
         "benchmarks/prefill.py",
