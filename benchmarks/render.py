@@ -447,14 +447,19 @@ def _svc(ctx: Ctx) -> str:
     r = ctx.load("serve_vs_cold")
     rows = []
     for name, key in (
-        ("`ragcli ask` (cold process: imports, model, Chroma)", "ask_cold_first_byte_ms"),
+        (
+            "`ragcli ask` (cold process, daemon off: imports, model, Chroma)",
+            "ask_cold_first_byte_ms",
+        ),
         ("`ragcli ask --server URL` (a warm `ragcli serve`)", "ask_server_first_byte_ms"),
+        ("`ragcli ask` (answered by its warm daemon, the default)", "ask_daemon_first_byte_ms"),
         ("`GET /healthz` over a kept-alive connection", "healthz_ms"),
         ("`POST /v1/retrieve` over a kept-alive connection", "retrieve_http_ms"),
         ("`Pipeline.retrieve` in process (the same work, no HTTP)", "retrieve_in_process_ms"),
     ):
-        s = r[key]
-        rows.append([name, ms(s["p50"], " ms"), ms(s["p95"], " ms"), s["n"]])
+        if key in r:  # the daemon row: results since the daemon's measurement was added
+            s = r[key]
+            rows.append([name, ms(s["p50"], " ms"), ms(s["p95"], " ms"), s["n"]])
     return table(["measure", "p50", "p95", "n"], rows) + "\n\n" + provenance(ctx, "serve_vs_cold")
 
 
@@ -484,6 +489,12 @@ def _svc_cold(ctx: Ctx) -> str:
 @renders("serve_vs_cold:server_p50")
 def _svc_server(ctx: Ctx) -> str:
     v = ctx.load("serve_vs_cold")["ask_server_first_byte_ms"]["p50"]
+    return inline(ctx, "serve_vs_cold", ms(v, " ms"))
+
+
+@renders("serve_vs_cold:daemon_p50")
+def _svc_daemon(ctx: Ctx) -> str:
+    v = ctx.load("serve_vs_cold")["ask_daemon_first_byte_ms"]["p50"]
     return inline(ctx, "serve_vs_cold", ms(v, " ms"))
 
 
