@@ -536,6 +536,9 @@ def main() -> None:
             "RAGCLI_LLM_MODEL": "test-model",
             "RAGCLI_EMBEDDER": "openai:text-embedding-3-small",
             "RAGCLI_EMBED_DIMENSIONS": "256",
+            # The fake server's vectors carry no meaning: every question would abstain before
+            # the LLM, and the remote TTFT and kill -9 rows would time no LLM at all.
+            "RAGCLI_ABSTAIN_THRESHOLD": "0",
         }
         remote = Home(cwd / "remote", remote_env, cwd)
         try:

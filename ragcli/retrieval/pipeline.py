@@ -520,11 +520,11 @@ class Pipeline:
 
     async def _vectors(
         self, texts: Sequence[str], store: bool = False
-    ) -> tuple[np.ndarray, Span | None]:
-        """The texts' vectors, one row each: from the embedding cache (ingest stored the
-        chunks', retrieval the question's), the rest embedded now, and stored if `store` (a
-        sentence quoted once is likely quoted again). The lookups are not counted as the
-        cache's hits and misses (those count what retrieval embeds). The span: the model's
+    ) -> tuple[list[bytes], Span | None]:
+        """The texts' vectors (float32 bytes), in order: from the embedding cache (ingest
+        stored the chunks', retrieval the question's), the rest embedded now, and stored if
+        `store` (a sentence quoted once is likely quoted again). The lookups are not counted as
+        the cache's hits and misses (those count what retrieval embeds). The span: the model's
         load, if this had to wait for it."""
         e, cache = self.embedder, self.embedding_cache
         keys = [embedding_key(e.cache_id, e.dimensions, t) for t in texts]
@@ -541,8 +541,7 @@ class Pipeline:
             found.update(new)
             if store:
                 cache.put_many(e.cache_id, e.dimensions, new.items())
-        np = native_import("numpy")
-        return np.stack([np.frombuffer(found[k], dtype=np.float32) for k in keys]), load
+        return [found[k] for k in keys], load
 
     async def _answer(self, r: _Retrieval) -> AsyncIterator[Event]:
         """The answer cache, else prompt and generation."""

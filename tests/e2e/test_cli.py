@@ -184,7 +184,9 @@ def test_an_answer_cache_hit_on_sqlite_imports_neither_chromadb_onnxruntime_nor_
 ) -> None:
     home = tmp_path / "home"
     copy_home(sample_home, home)  # asks write to the caches: a private copy
-    heavy = {"chromadb", "onnxruntime", "openai"}
+    # numpy too: the relevance of the cited sources is computed from cache.db's vectors
+    # without it (≈ 25 ms of a fresh process's import)
+    heavy = {"chromadb", "onnxruntime", "openai", "numpy"}
     question = "How long do we keep application logs?"
     with OpenAICompatibleServer(ServerConfig(reply="Thirty days [1].")) as srv:
         llm = {"OPENAI_BASE_URL": srv.base_url, "RAGCLI_LLM_MODEL": "m"}

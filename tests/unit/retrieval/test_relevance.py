@@ -27,8 +27,11 @@ def test_unmatched_names_skip_sentence_openers_and_possessives() -> None:
 
 
 def test_cosines() -> None:
-    got = cosines(np.array([1.0, 0.0]), np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]]))
-    assert got == pytest.approx([1.0, 0.0, 2**-0.5])
+    def f32(*xs: float) -> bytes:  # the embedding cache's form
+        return np.array(xs, dtype=np.float32).tobytes()
+
+    got = cosines(f32(1.0, 0.0), [f32(2.0, 0.0), f32(0.0, 3.0), f32(1.0, 1.0), f32(0.0, 0.0)])
+    assert got == pytest.approx([1.0, 0.0, 2**-0.5, 0.0])
 
 
 def _source(number: int, rank: int, path: str, relevance: float | None) -> dict[str, Any]:
