@@ -537,8 +537,11 @@ def main() -> None:
             "RAGCLI_EMBEDDER": "openai:text-embedding-3-small",
             "RAGCLI_EMBED_DIMENSIONS": "256",
             # The fake server's vectors carry no meaning: every question would abstain before
-            # the LLM, and the remote TTFT and kill -9 rows would time no LLM at all.
+            # the LLM, and the remote TTFT and kill -9 rows would time no LLM at all. Relevance
+            # is off altogether (no source floor either): with the embedding cache off, the
+            # in-process profile would embed the retrieved chunks again to score them.
             "RAGCLI_ABSTAIN_THRESHOLD": "0",
+            "RAGCLI_SOURCE_FLOOR": "0",
         }
         remote = Home(cwd / "remote", remote_env, cwd)
         try:
