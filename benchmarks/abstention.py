@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,19 +233,15 @@ def print_django(result: dict[str, Any]) -> None:
     inside, outside = result["in_corpus"], result["out_of_corpus"]
     n_out, n_in = len(outside), len(inside)
     print(f"\nDjango 5.2 docs: {n_in} in-corpus questions, {n_out} out-of-corpus")
-    print(
-        f"{'threshold':>9}  {'abstained out':>13}  {'(cosine only)':>13}  "
-        f"{'answered in':>11}  {'(cosine only)':>13}  hit@1"
+    print_sweep(
+        result["sweep"],
+        [
+            *out_columns(n_out),
+            ("answered in", lambda r: f"{r['answered_in']}/{n_in}"),
+            ("(cosine only)", lambda r: f"{n_in - r['cosine_only_abstained_in']}/{n_in}"),
+            hit1_column(n_in),
+        ],
     )
-    for r in result["sweep"]:
-        mark = "  <- default" if r["threshold"] == DEFAULT else ""
-        print(
-            f"{r['threshold']:>9.2f}  {r['abstained_out']:>8}/{n_out:<4}  "
-            f"{r['cosine_only_abstained_out']:>8}/{n_out:<4}  "
-            f"{r['answered_in']:>6}/{n_in:<4}  "
-            f"{n_in - r['cosine_only_abstained_in']:>8}/{n_in:<4}  "
-            f"{r['hit1']}/{n_in}{mark}"
-        )
     print(f"the 3 lowest in-corpus best relevances, and any abstained on at {DEFAULT}:")
     low = sorted(inside, key=lambda x: x["best"])
     for x in [x for i, x in enumerate(low) if i < 3 or not x["answered_at_default"]]:
@@ -298,21 +295,44 @@ def sample_part(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def out_columns(n_out: int) -> list[Column]:
+    """The threshold and the out-of-corpus columns, the same for both sets."""
+    return [
+        ("threshold", lambda r: f"{r['threshold']:.2f}"),
+        ("abstained out", lambda r: f"{r['abstained_out']}/{n_out}"),
+        ("(cosine only)", lambda r: f"{r['cosine_only_abstained_out']}/{n_out}"),
+    ]
+
+
+def hit1_column(n_in: int) -> Column:
+    return ("hit@1", lambda r: f"{r['hit1']}/{n_in}")
+
+
+def print_sweep(sweep: list[dict[str, Any]], columns: list[Column]) -> None:
+    """The sweep as a table: one row per threshold, the default marked."""
+    widths = [max(len(h), 9) for h, _ in columns]
+    print("  ".join(f"{h:>{w}}" for (h, _), w in zip(columns, widths, strict=True)))
+    for r in sweep:
+        mark = "  <- default" if r["threshold"] == DEFAULT else ""
+        cells = (f"{cell(r):>{w}}" for (_, cell), w in zip(columns, widths, strict=True))
+        print("  ".join(cells) + mark)
+
+
 def print_sample(result: dict[str, Any]) -> None:
     inside, outside = result["in_corpus"], result["out_of_corpus"]
     n_out, n_in = len(outside), len(inside)
-    print(
-        f"{'threshold':>9}  {'abstained out':>13}  {'(cosine only)':>13}  "
-        f"{'answered in w/ fact':>19}  {'abstained in':>12}  hit@1"
+    print_sweep(
+        result["sweep"],
+        [
+            *out_columns(n_out),
+            ("answered in w/ fact", lambda r: f"{r['answered_in_with_fact']}/{n_in}"),
+            ("abstained in", lambda r: f"{r['abstained_in']}/{n_in}"),
+            hit1_column(n_in),
+        ],
     )
-    for r in result["sweep"]:
-        mark = "  <- default" if r["threshold"] == DEFAULT else ""
-        print(
-            f"{r['threshold']:>9.2f}  {r['abstained_out']:>8}/{n_out:<4}  "
-            f"{r['cosine_only_abstained_out']:>8}/{n_out:<4}  "
-            f"{r['answered_in_with_fact']:>14}/{n_in:<4}  {r['abstained_in']:>7}/{n_in:<4}  "
-            f"{r['hit1']}/{n_in}{mark}"
-        )
     lowest_in = min(inside, key=lambda x: x["best"])
     highest_out = max(outside, key=lambda x: x["best"])
     print(f"lowest in-corpus best relevance {lowest_in['best']:.3f}: {lowest_in['question']}")
