@@ -856,8 +856,10 @@ class OpenAICompatibleServer:
         self._server.gate.set()
 
     def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until no request is in flight and every embeddings request's busy time is counted:
+        a client has its answer a moment before the handler thread closes the interval."""
         deadline = time.monotonic() + timeout
-        while self._server.in_flight and time.monotonic() < deadline:
+        while (self._server.in_flight or self._server.busy) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def reset(self, **changes: Any) -> None:

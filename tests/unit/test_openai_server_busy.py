@@ -44,6 +44,7 @@ def test_busy_time_is_the_union_of_requests_in_flight() -> None:
             t.start()
         for t in threads:
             t.join()
+        srv.wait_idle()  # the last interval closes just after its answer (see below)
         stats = _stats(srv)
 
     # All four were in flight at one moment, so their intervals overlap: the union lies inside
@@ -57,6 +58,9 @@ def test_busy_time_is_the_union_of_requests_in_flight() -> None:
 def test_reset_zeroes_the_busy_time() -> None:
     with OpenAICompatibleServer(ServerConfig()) as srv:
         _post(srv.base_url + "/embeddings", {"model": "m", "input": "alpha"})
+        # The answer reaches the client just before the handler closes its busy interval: a
+        # reset in between would see that interval end after it (1 CI run in many).
+        srv.wait_idle()
         assert _stats(srv)["embeddings_busy_s"] > 0.0
         srv.reset()
         stats = _stats(srv)
