@@ -32,6 +32,7 @@ def test_busy_time_is_the_union_of_requests_in_flight() -> None:
     with OpenAICompatibleServer(config) as srv:
         chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         _post(srv.base_url + "/chat/completions", chat)  # not an embeddings request
+        srv.wait_idle()  # it leaves the in-flight count a moment after its answer
         assert _stats(srv)["embeddings_busy_s"] == 0.0
         assert _stats(srv)["first_embeddings_at"] == 0.0
 
